@@ -1,0 +1,69 @@
+"""Per-sequence digests: what makes Snakemake rerun one sequence and not the others."""
+
+import hashlib
+import os
+
+import h5py
+import numpy as np
+
+from shapepose.provenance import DigestCache, source_digest, spec_digest, stamp_demo_digests
+
+
+def _registrations(path, n=3):
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as fh:
+        fh["faces"] = np.array([[0, 1, 2]], dtype=np.int32)
+        for key in ("1_a", "1_b"):
+            fh[key] = rng.normal(size=(4, 3, n)).astype(np.float32)
+    return path
+
+
+def test_content_digest_is_sha256_of_shape_dtype_and_values(tmp_path):
+    path = _registrations(tmp_path / "r.hdf5")
+    with h5py.File(path, "r") as fh:
+        values = fh["1_a"][()]
+    expected = hashlib.sha256(f"{values.shape}|{values.dtype.str}|".encode() + values.tobytes())
+    cache = DigestCache(tmp_path / "cache.json")
+    assert source_digest(path, "1_a", cache) == "content:" + expected.hexdigest()
+
+
+def test_downloaded_data_digest_follows_content_not_mtime(tmp_path):
+    path = _registrations(tmp_path / "r.hdf5")
+    cache = DigestCache(tmp_path / "cache.json")
+    a, b = source_digest(path, "1_a", cache), source_digest(path, "1_b", cache)
+    os.utime(path, ns=(1, 1))  # touched, not changed
+    assert source_digest(path, "1_a", DigestCache(tmp_path / "none.json")) == a
+    with h5py.File(path, "r+") as fh:
+        fh["1_a"][0, 0, 0] += 1
+    fresh = DigestCache(tmp_path / "cache.json")
+    assert source_digest(path, "1_a", fresh) != a
+    assert source_digest(path, "1_b", fresh) == b
+
+
+def test_cache_is_keyed_by_size_and_mtime(tmp_path):
+    path = _registrations(tmp_path / "r.hdf5")
+    cache = DigestCache(tmp_path / "cache.json")
+    first = source_digest(path, "1_a", cache)
+    cache.save()
+    reloaded = DigestCache(tmp_path / "cache.json")
+    assert len(reloaded.entries) == 1 and not reloaded.dirty
+    assert source_digest(path, "1_a", reloaded) == first and not reloaded.dirty
+    os.utime(path, ns=(5, 5))
+    source_digest(path, "1_a", reloaded)
+    assert reloaded.dirty and len(reloaded.entries) == 2
+
+
+def test_demo_digest_is_the_spec_until_hand_edited(tmp_path):
+    path = _registrations(tmp_path / "r.hdf5")
+    spec_a, spec_b = spec_digest({"motion": "a"}), spec_digest({"motion": "b"})
+    cache = DigestCache(tmp_path / "c.json")
+    assert source_digest(tmp_path / "missing.hdf5", "1_a", cache, spec_a) == f"spec:{spec_a}"
+    stamp_demo_digests(path, {"1_a": spec_a, "1_b": spec_b})
+    assert source_digest(path, "1_a", cache, spec_a) == f"spec:{spec_a}"
+    # the config now asks for something else: the generator reruns, the digest moves at once
+    assert source_digest(path, "1_a", cache, spec_digest({"motion": "a2"})).startswith("spec:")
+    with h5py.File(path, "r+") as fh:
+        fh["1_a"][1, 1, 1] += 1
+    edited = source_digest(path, "1_a", DigestCache(tmp_path / "d.json"), spec_a)
+    assert edited.startswith("content:")
+    assert source_digest(path, "1_b", DigestCache(tmp_path / "d.json"), spec_b) == f"spec:{spec_b}"
