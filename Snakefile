@@ -1,0 +1,26 @@
+# shapepose: raw 3D meshes and photographs to shape-and-pose models and the tables comparing them.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: f"{workflow.basedir}/config.yaml"
+
+
+validate(config, schema="workflow/schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    sequence="[A-Za-z0-9]+_[A-Za-z0-9_]+",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/meshes.smk"
+include: "workflow/rules/sampling.smk"
+include: "workflow/rules/render.smk"
+
+
+rule all:
+    input:
+        all_mesh_branch_outputs(),
+    default_target: True

@@ -1,0 +1,45 @@
+# DFAUST registrations (downloaded, or procedural demo bodies) to one mesh file per frame.
+
+
+if DEMO:
+
+    rule make_demo_bodies:
+        output:
+            m=f"results/demo_bodies/{DATASET}/registrations_m.hdf5",
+            f=f"results/demo_bodies/{DATASET}/registrations_f.hdf5",
+            joints=f"results/demo_bodies/{DATASET}/joints.hdf5",
+        params:
+            subjects=config["demo_bodies"]["subjects"],
+            sequences=config["demo_bodies"]["sequences"],
+            n_frames=config["demo_bodies"]["n_frames"],
+            fps=config["demo_bodies"]["fps"],
+            seed=config["seed"],
+        log:
+            f"logs/make_demo_bodies/{DATASET}.log",
+        benchmark:
+            f"benchmarks/make_demo_bodies/{DATASET}.tsv"
+        conda:
+            "../../envs/bodies.yaml"
+        script:
+            "../../scripts/make_demo_bodies.py"
+
+
+rule extract_meshes:
+    input:
+        registrations=registrations_of,
+    output:
+        meshes=directory(f"results/meshes/{DATASET}/{{sequence}}"),
+    params:
+        source=source_of,
+        frame_stride=config["meshes"]["frame_stride"],
+        drop_first=config["meshes"]["drop_first"],
+        max_frames=config["meshes"]["max_frames"],
+        repair_holes=config["meshes"]["repair_holes"],
+    log:
+        f"logs/extract_meshes/{DATASET}/{{sequence}}.log",
+    benchmark:
+        f"benchmarks/extract_meshes/{DATASET}/{{sequence}}.tsv"
+    conda:
+        "../../envs/meshes.yaml"
+    script:
+        "../../scripts/extract_meshes.py"

@@ -1,0 +1,41 @@
+# Per sequence: surface points with normals, and importance-weighted labelled volume points.
+
+
+rule sample_surface:
+    input:
+        meshes=rules.extract_meshes.output.meshes,
+    output:
+        samples=f"results/samples/{DATASET}/surface/{{sequence}}.h5",
+    params:
+        n_points=config["surface"]["n_points"],
+        seed=config["seed"],
+    log:
+        f"logs/sample_surface/{DATASET}/{{sequence}}.log",
+    benchmark:
+        f"benchmarks/sample_surface/{DATASET}/{{sequence}}.tsv"
+    conda:
+        "../../envs/sampling.yaml"
+    script:
+        "../../scripts/sample_surface.py"
+
+
+rule sample_volume:
+    input:
+        meshes=rules.extract_meshes.output.meshes,
+    output:
+        samples=f"results/samples/{DATASET}/volume/{{sequence}}.h5",
+    params:
+        n_points=config["volume"]["n_points"],
+        cuboid=config["volume"]["cuboid"],
+        center=config["volume"]["center"],
+        cell_size=config["volume"]["cell_size"],
+        strata=config["volume"]["strata"],
+        seed=config["seed"],
+    log:
+        f"logs/sample_volume/{DATASET}/{{sequence}}.log",
+    benchmark:
+        f"benchmarks/sample_volume/{DATASET}/{{sequence}}.tsv"
+    conda:
+        "../../envs/sampling.yaml"
+    script:
+        "../../scripts/sample_volume.py"
