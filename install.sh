@@ -15,6 +15,6 @@ if [ ${#need_libs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -r requirements.txt
-python3 -m pip install -q --disable-pip-version-check --no-deps -e .
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements.txt
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps -e .
 echo "install.sh: done ($(python3 -m snakemake --version 2>/dev/null | head -n1) snakemake)"
