@@ -7,9 +7,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    from shapepose.bodies.demo import write_demo_registrations
+    from shapepose.bodies.demo import make_demo_bodies
 
-    write_demo_registrations(
+    make_demo_bodies(
         registrations_m=snakemake.output.m,
         registrations_f=snakemake.output.f,
         joints=snakemake.output.joints,

@@ -10,7 +10,6 @@ sequence leaves the others unchanged, and the same arguments give byte-identical
 from __future__ import annotations
 
 import contextlib
-import os
 import zlib
 
 import h5py
@@ -21,16 +20,15 @@ from shapepose.bodies.model import SEXES, Body, Identity, sample_identity
 from shapepose.bodies.motions import MOTIONS, sample_variation, trajectory
 from shapepose.bodies.skeleton import JOINT_NAMES, PARENTS, euler_to_axis_angle
 from shapepose.bodies.template import load_template
-from shapepose.dfaust import FACES_KEY, dataset_digest
+from shapepose.dfaust import FACES_KEY
 from shapepose.io import atomic_file
-from shapepose.provenance import spec_digest
+from shapepose.provenance import spec_digest, stamp_demo_digests
 
 MODEL_VERSION = "1"  # bump whenever a change in shapepose/bodies alters the generated data
 GENERATOR = "shapepose demo bodies"
 _FRAMES_PER_CHUNK = 64  # posing memory grows with frames x vertices; pose long sequences in chunks
 
-__all__ = ["MOTIONS", "demo_sequence", "example_mesh", "make_demo_bodies", "sequence_spec",
-           "write_demo_registrations"]
+__all__ = ["MOTIONS", "demo_sequence", "example_mesh", "make_demo_bodies", "sequence_spec"]
 
 
 def _rng(seed: int, *labels: str) -> np.random.Generator:
@@ -106,15 +104,6 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> None:
     group.create_dataset(name, data=data, track_times=False)
 
 
-def _stamp_digests(path: os.PathLike, specs: dict[str, str]) -> None:
-    """Attach to each sequence the spec digest it was made from and the digest of its values."""
-    content = {key: dataset_digest(path, key) for key in specs}
-    with h5py.File(path, "r+") as fh:
-        for key, spec in specs.items():
-            fh[key].attrs["spec_digest"] = spec
-            fh[key].attrs["content_digest"] = content[key]
-
-
 def _write_header(fh: h5py.File, seed: int, fps: float) -> None:
     fh.attrs.update(generator=GENERATOR, model_version=MODEL_VERSION, seed=int(seed),
                     fps=float(fps))
@@ -168,15 +157,7 @@ def make_demo_bodies(registrations_m: str, registrations_f: str, joints: str, *,
                 specs[subjects[s]][key] = spec_digest(sequence_spec(
                     subject=s, sex=subjects[s], motion=q, n_frames=n_frames, fps=fps, seed=seed))
         for sex in ("m", "f"):  # after closing: the digests are read back from the files
-            _stamp_digests(tmp[sex], specs[sex])
-
-
-def write_demo_registrations(registrations_m: str, registrations_f: str, joints: str, *,
-                             subjects: dict[str, str], sequences: list[str], n_frames: int,
-                             fps: float, seed: int) -> None:
-    """The name scripts/make_demo_bodies.py calls; the same as `make_demo_bodies`."""
-    make_demo_bodies(registrations_m, registrations_f, joints, subjects=subjects,
-                     sequences=sequences, n_frames=n_frames, fps=fps, seed=seed)
+            stamp_demo_digests(tmp[sex], specs[sex])
 
 
 def example_mesh(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
