@@ -158,3 +158,30 @@ def test_replacing_one_downloaded_sequence_reruns_only_it(tiny_run, tmp_path):
     counts, wildcards, text = planned_jobs(work, config)
     assert wildcards == {"50002_knees"}, text
     assert counts == Counter({stage: 1 for stage in STAGES} | {"all": 1}), text
+
+
+def test_bad_input_fails_the_job_with_one_clear_line(tmp_path):
+    """NaN vertices in a downloaded file: the job stops, its log names file, key and frame."""
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    verts = np.repeat(sphere.vertices[:, :, None], 4, axis=2).astype(np.float32)
+    verts[5, 0, 2] = np.nan
+    for sex, subject in (("m", "50002"), ("f", "50004")):
+        with h5py.File(tmp_path / f"registrations_{sex}.hdf5", "w") as fh:
+            fh["faces"] = sphere.faces.astype(np.int32)
+            fh[f"{subject}_knees"] = verts
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["meshes"].update(dataset="bad", sequences=["knees"], frame_stride=1, drop_first=0,
+                            registrations={"m": str(tmp_path / "registrations_m.hdf5"),
+                                           "f": str(tmp_path / "registrations_f.hdf5")})
+    target = "results/meshes/bad/50002_knees"
+    out = snakemake(tmp_path, "--cores", "1", target, config=config, check=False)
+    assert out.returncode != 0
+    log = (tmp_path / "logs/extract_meshes/bad/50002_knees.log").read_text()
+    errors = [line for line in log.splitlines() if line.startswith("ERROR")]
+    assert errors == [f"ERROR: file {tmp_path / 'registrations_m.hdf5'}, key '50002_knees', "
+                      "frame 2: vertices contain NaN or inf"]
+    assert "Traceback" not in log
+    assert not (tmp_path / target).exists()
+    assert not list((tmp_path / "results/meshes/bad").glob(".*partial"))
