@@ -185,3 +185,27 @@ def test_bad_input_fails_the_job_with_one_clear_line(tmp_path):
     assert "Traceback" not in log
     assert not (tmp_path / target).exists()
     assert not list((tmp_path / "results/meshes/bad").glob(".*partial"))
+
+
+def test_real_data_config_plans_the_pairs_the_files_hold(tmp_path):
+    """workflow/configs/dfaust.yaml against files in DFAUST's layout that lack some pairs."""
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=1)
+    verts = np.repeat(sphere.vertices[:, :, None], 3, axis=2).astype(np.float32)
+    held = {"m": ["50002_knees", "50002_hips", "50007_knees"], "f": ["50004_knees"]}
+    for sex, keys in held.items():
+        with h5py.File(tmp_path / f"registrations_{sex}.hdf5", "w") as fh:
+            fh["faces"] = sphere.faces.astype(np.int32)
+            for key in keys:
+                fh[key] = verts
+    config = yaml.safe_load((ROOT / "workflow/configs/dfaust.yaml").read_text())
+    assert config["surface"]["n_points"] == config["volume"]["n_points"] == 100_000
+    assert config["volume"]["cuboid"] == [1.0, 2.0, 1.0]
+    config["meshes"]["subjects"] = ["50002", "50004", "50007"]
+    config["meshes"]["registrations"] = {sex: str(tmp_path / f"registrations_{sex}.hdf5")
+                                         for sex in "mf"}
+    counts, wildcards, text = planned_jobs(tmp_path, config)
+    assert wildcards == {"50002_knees", "50002_hips", "50007_knees", "50004_knees"}, text
+    assert counts == Counter({stage: 4 for stage in STAGES} | {"all": 1}), text
+    assert "pairs are not in the data" in text
