@@ -209,3 +209,19 @@ def test_real_data_config_plans_the_pairs_the_files_hold(tmp_path):
     assert wildcards == {"50002_knees", "50002_hips", "50007_knees", "50004_knees"}, text
     assert counts == Counter({stage: 4 for stage in STAGES} | {"all": 1}), text
     assert "pairs are not in the data" in text
+
+
+def test_schema_lists_exactly_the_demo_motions():
+    from shapepose.bodies.motions import MOTIONS
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    listed = schema["properties"]["demo_bodies"]["properties"]["sequences"]["items"]["enum"]
+    assert sorted(listed) == sorted(MOTIONS)
+
+
+def test_unknown_demo_motion_is_rejected_before_any_job(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["demo_bodies"]["sequences"] = ["knees", "moonwalk"]
+    out = snakemake(tmp_path, "-n", config=bad, check=False)
+    assert out.returncode != 0 and "moonwalk" in out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
