@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,12 @@ from tqdm import tqdm
 
 from shapepose.dfaust import open_registrations, read_faces, read_frames, sequence_dataset
 from shapepose.errors import InputError
-from shapepose.io import atomic_dir, write_ply
+from shapepose.io import atomic_dir, read_ply, write_ply
 
 log = logging.getLogger(__name__)
 
 FRAME_PATTERN = "frame_{:06d}.ply"
+_FRAME_RE = re.compile(r"frame_(\d+)\.ply")
 
 
 def frame_name(index: int) -> str:
@@ -24,9 +26,44 @@ def frame_name(index: int) -> str:
     return FRAME_PATTERN.format(index)
 
 
-def list_frame_files(mesh_dir: str | os.PathLike) -> list[Path]:
-    """The frame meshes of an extracted sequence, in frame order."""
-    return sorted(Path(mesh_dir).glob("frame_*.ply"))
+def list_frames(mesh_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(source frame index, path) of every `frame_{i:06d}.ply` of an extracted sequence, in order.
+
+    Other files (`sequence.json`) are ignored; a missing or empty directory is an `InputError`.
+    """
+    mesh_dir = Path(mesh_dir)
+    if not mesh_dir.is_dir():
+        raise InputError(mesh_dir, "mesh directory does not exist")
+    frames = sorted((int(match.group(1)), path) for path in mesh_dir.iterdir()
+                    if (match := _FRAME_RE.fullmatch(path.name)))
+    if not frames:
+        raise InputError(mesh_dir, "no frame_*.ply meshes in the directory")
+    return frames
+
+
+def load_frame(path: str | os.PathLike, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check one frame's mesh: vertices (V, 3) float32, faces (F, 3) int64."""
+    try:
+        vertices, faces = read_ply(path)
+    except InputError:
+        raise
+    except (OSError, ValueError) as error:
+        raise InputError(path, f"cannot read the mesh ({error})", frame=frame) from None
+    if len(faces) == 0:
+        raise InputError(path, "the mesh has no faces", frame=frame)
+    if not np.all(np.isfinite(vertices)):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(vertices), axis=1))[0])
+        raise InputError(path, f"non-finite coordinate at vertex {bad}", frame=frame)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise InputError(path, f"face index out of range for {len(vertices)} vertices", frame=frame)
+    return vertices, faces
+
+
+def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Volume enclosed by a closed mesh, positive when its faces point outward."""
+    triangles = np.asarray(vertices, dtype=np.float64)[faces]
+    tetrahedra = np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2]))
+    return float(tetrahedra.sum() / 6.0)
 
 
 def watertight_problem(faces: np.ndarray) -> str | None:

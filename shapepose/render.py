@@ -9,19 +9,16 @@ Lambert shading that keeps limbs in front of the torso distinguishable.
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
-from pathlib import Path
 
 import moderngl
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from shapepose.errors import InputError
-from shapepose.io import atomic_dir, read_ply
+from shapepose.io import atomic_dir
+from shapepose.meshes import list_frames, load_frame
 
-_FRAME_RE = re.compile(r"frame_(\d{6})\.ply")
 
 _VERTEX_SHADER = """
 #version 330
@@ -364,17 +361,10 @@ def render_sequence(mesh_dir: str, out_dir: str, *, size: int, camera: dict) -> 
     `camera` holds `Camera` fields (missing ones take the defaults). `out_dir` appears only once
     every frame is written. Raises InputError when `mesh_dir` holds no frames or a mesh is bad.
     """
-    mesh_dir = Path(mesh_dir)
-    meshes = sorted(p for p in mesh_dir.glob("frame_*.ply") if _FRAME_RE.fullmatch(p.name))
-    if not meshes:
-        raise InputError(mesh_dir, "no frame_XXXXXX.ply meshes to render")
+    frames = list_frames(mesh_dir)
     cam = Camera(**camera)
     with Renderer(size, cam) as renderer, atomic_dir(out_dir) as tmp:
-        for path in tqdm(meshes, desc="render", unit="frame", file=sys.stderr):
-            frame = int(_FRAME_RE.fullmatch(path.name).group(1))
-            vertices, faces = read_ply(path)
-            problem = _mesh_problem(vertices, faces)
-            if problem is not None:
-                raise InputError(path, problem, frame=frame)
+        for frame, path in tqdm(frames, desc="render", unit="frame", file=sys.stderr):
+            vertices, faces = load_frame(path, frame)
             image = renderer.render(vertices, faces)
             Image.fromarray(image).save(tmp / path.with_suffix(".png").name)

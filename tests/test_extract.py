@@ -7,7 +7,7 @@ import trimesh
 
 from shapepose.errors import InputError
 from shapepose.io import read_ply
-from shapepose.meshes import extract_meshes, list_frame_files, watertight_problem
+from shapepose.meshes import extract_meshes, list_frames, watertight_problem
 
 
 def _sphere_sequence(n_frames=7, seed=0):
@@ -32,9 +32,10 @@ def test_round_trip_is_exact(tmp_path):
     src = _write(tmp_path / "registrations_m.hdf5", {"50002_knees": verts}, faces)
     frames = extract_meshes(src, "50002_knees", tmp_path / "out", frame_stride=3, drop_first=1)
     assert frames == [1, 4, 7]
-    files = list_frame_files(tmp_path / "out")
-    assert [f.name for f in files] == ["frame_000001.ply", "frame_000004.ply", "frame_000007.ply"]
-    for index, path in zip(frames, files):
+    listed = list_frames(tmp_path / "out")
+    assert [(i, f.name) for i, f in listed] == [
+        (1, "frame_000001.ply"), (4, "frame_000004.ply"), (7, "frame_000007.ply")]
+    for index, path in listed:
         v, f = read_ply(path)
         assert v.dtype == np.float32
         assert np.array_equal(v, verts[:, :, index])  # bit-exact, straight from the HDF5 array
@@ -104,7 +105,7 @@ def test_repair_holes_fills_and_shares_faces(tmp_path):
     verts, faces = _sphere_sequence(3)
     src = _write(tmp_path / "r.hdf5", {"1_a": verts}, faces[1:])
     extract_meshes(src, "1_a", tmp_path / "o", repair_holes=True)
-    for index, path in enumerate(list_frame_files(tmp_path / "o")):
+    for index, path in list_frames(tmp_path / "o"):
         v, f = read_ply(path)
         assert np.array_equal(v, verts[:, :, index])
         assert trimesh.Trimesh(v, f, process=False).is_watertight

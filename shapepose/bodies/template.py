@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
 
 from shapepose.bodies.skeleton import JOINT_NAMES, N_JOINTS, PARENTS, REST_JOINTS
+from shapepose.meshes import signed_volume, watertight_problem
 
 SMOOTH_UNION_K = 0.01  # metres: how far the smooth union rounds the creases between primitives
 GRID_SPACING = 0.0185  # metres: picked so the template has ~6.9k vertices
@@ -194,20 +195,13 @@ def taubin_smooth(vertices: np.ndarray, faces: np.ndarray, steps: int,
     return v
 
 
-def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """Enclosed volume of a closed mesh, positive when faces wind counter-clockwise outside."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
-
-
 def closed_manifold_problem(n_vertices: int, faces: np.ndarray) -> str | None:
     """Why a mesh is not one closed, consistently wound genus-0 surface, or None if it is."""
+    problem = watertight_problem(faces)
+    if problem is not None:
+        return problem
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    if len(np.unique(directed, axis=0)) != len(directed):
-        return "a directed edge is used twice (inconsistent winding or non-manifold edge)"
-    undirected, counts = np.unique(np.sort(directed, axis=1), axis=0, return_counts=True)
-    if np.any(counts != 2):
-        return f"{int(np.sum(counts != 2))} edges are not shared by exactly two faces"
+    undirected = np.unique(np.sort(directed, axis=1), axis=0)
     used = np.unique(faces)
     if len(used) != n_vertices:
         return f"{n_vertices - len(used)} vertices are in no face"
