@@ -1,4 +1,4 @@
-"""Snakemake entry: procedural bodies written as DFAUST registrations (embedded default only)."""
+"""Snakemake entry: the demo sequences assembled into DFAUST's registrations_{m,f}.hdf5."""
 import sys
 from pathlib import Path
 
@@ -7,11 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    from shapepose.bodies.demo import make_demo_bodies
+    from shapepose.bodies.demo import assemble_demo_bodies
 
-    make_demo_bodies(
-        registrations_m=snakemake.output.m,
-        registrations_f=snakemake.output.f,
-        joints=snakemake.output.joints,
-        **snakemake.params,
+    assemble_demo_bodies(
+        list(zip(snakemake.input.registrations, snakemake.input.joints)),
+        snakemake.output.m,
+        snakemake.output.f,
+        snakemake.output.joints,
     )

@@ -1,34 +1,25 @@
-"""Per-sequence identity of registration data, so that Snakemake reruns only changed sequences.
+"""Per-sequence identity of downloaded registrations, so that Snakemake reruns only what changed.
 
-A registrations file holds every sequence of one sex, so its modification time says nothing about
-which sequence changed. The workflow therefore reads the file through `ancient()` and passes each
-extraction job a `source` parameter: a digest of that one sequence. Snakemake reruns a job whose
-parameters changed, so replacing one sequence's data reruns that sequence's jobs and no others.
+A DFAUST registrations file holds every sequence of one sex, so its modification time says nothing
+about which sequence changed. For downloaded files the workflow therefore reads the file through
+`ancient()` and passes each extraction job a `source` parameter: the sha256 of that one sequence's
+values. Snakemake reruns a job whose parameters changed, so replacing one sequence's data reruns
+that sequence's jobs and no others. The digests are cached by file size and modification time, so a
+multi-GB file is hashed once per change, not on every `snakemake` call.
 
-- Downloaded data: the digest is the sha256 of the sequence's values, cached by file size and
-  modification time so a multi-GB file is hashed once per change, not on every `snakemake` call.
-- Demo data: the generator stamps each dataset with the digest of the config that made it
-  (`spec_digest`) and of its values (`content_digest`). While the file is what the config says it
-  should be, the digest is the spec digest; a config change gives a new spec digest at once (the
-  file is regenerated in the same run), and a hand edit shows up as a content mismatch.
+Only files that no rule writes may be treated this way: a parameter is computed when the DAG is
+built, before any job runs, so a digest of a file that a job is about to rewrite would be stale.
+The demo bodies are written one sequence per file instead, and tracked by modification time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-import h5py
-
-from shapepose.dfaust import dataset_digest, open_registrations
+from shapepose.dfaust import dataset_digest
 from shapepose.io import atomic_file
-
-
-def spec_digest(spec: dict) -> str:
-    """Digest of a JSON-able description of how a demo sequence is generated."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 class DigestCache:
@@ -58,31 +49,6 @@ class DigestCache:
         self.dirty = False
 
 
-def source_digest(registrations: str | os.PathLike, key: str, cache: DigestCache,
-                  expected_spec: str | None = None) -> str:
-    """The `source` parameter of the extraction job of sequence `key` (see the module docstring).
-
-    `expected_spec` is given for demo data (the spec digest the config implies) and None for
-    downloaded data.
-    """
-    if expected_spec is not None:
-        if not Path(registrations).exists():
-            return f"spec:{expected_spec}"
-        with open_registrations(registrations) as fh:
-            attrs = fh[key].attrs if key in fh else {}
-            stamped_spec = attrs.get("spec_digest")
-            stamped_content = attrs.get("content_digest")
-        if stamped_spec != expected_spec:
-            return f"spec:{expected_spec}"  # out of date: the generator reruns in this same run
-        if stamped_content == cache.content_digest(registrations, key):
-            return f"spec:{expected_spec}"
+def source_digest(registrations: str | os.PathLike, key: str, cache: DigestCache) -> str:
+    """The `source` parameter of the extraction job of sequence `key` in a downloaded file."""
     return f"content:{cache.content_digest(registrations, key)}"
-
-
-def stamp_demo_digests(registrations: str | os.PathLike, specs: dict[str, str]) -> None:
-    """Record on each dataset the spec digest that made it and the digest of its values."""
-    for key, spec in specs.items():
-        content = dataset_digest(registrations, key)
-        with h5py.File(registrations, "r+") as fh:
-            fh[key].attrs["spec_digest"] = spec
-            fh[key].attrs["content_digest"] = content

@@ -6,7 +6,7 @@ import os
 import h5py
 import numpy as np
 
-from shapepose.provenance import DigestCache, source_digest, spec_digest, stamp_demo_digests
+from shapepose.provenance import DigestCache, source_digest
 
 
 def _registrations(path, n=3):
@@ -51,19 +51,3 @@ def test_cache_is_keyed_by_size_and_mtime(tmp_path):
     os.utime(path, ns=(5, 5))
     source_digest(path, "1_a", reloaded)
     assert reloaded.dirty and len(reloaded.entries) == 2
-
-
-def test_demo_digest_is_the_spec_until_hand_edited(tmp_path):
-    path = _registrations(tmp_path / "r.hdf5")
-    spec_a, spec_b = spec_digest({"motion": "a"}), spec_digest({"motion": "b"})
-    cache = DigestCache(tmp_path / "c.json")
-    assert source_digest(tmp_path / "missing.hdf5", "1_a", cache, spec_a) == f"spec:{spec_a}"
-    stamp_demo_digests(path, {"1_a": spec_a, "1_b": spec_b})
-    assert source_digest(path, "1_a", cache, spec_a) == f"spec:{spec_a}"
-    # the config now asks for something else: the generator reruns, the digest moves at once
-    assert source_digest(path, "1_a", cache, spec_digest({"motion": "a2"})).startswith("spec:")
-    with h5py.File(path, "r+") as fh:
-        fh["1_a"][1, 1, 1] += 1
-    edited = source_digest(path, "1_a", DigestCache(tmp_path / "d.json"), spec_a)
-    assert edited.startswith("content:")
-    assert source_digest(path, "1_b", DigestCache(tmp_path / "d.json"), spec_b) == f"spec:{spec_b}"

@@ -68,8 +68,10 @@ def test_default_plan(tmp_path):
     counts, wildcards, _ = planned_jobs(tmp_path)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     n = len(config["meshes"]["subjects"]) * len(config["meshes"]["sequences"])
-    assert counts == Counter({"make_demo_bodies": 1, "extract_meshes": n, "sample_surface": n,
-                              "sample_volume": n, "render_meshes": n, "all": 1})
+    n_demo = len(config["demo_bodies"]["subjects"]) * len(config["demo_bodies"]["sequences"])
+    assert counts == Counter({"make_demo_sequence": n_demo, "make_demo_bodies": 1,
+                              "extract_meshes": n, "sample_surface": n, "sample_volume": n,
+                              "render_meshes": n, "all": 1})
     assert len(wildcards) == n
 
 
@@ -131,12 +133,27 @@ def test_changing_volume_count_plans_only_volume_jobs(tiny_run):
 def test_replacing_one_demo_sequence_reruns_only_it(tiny_run, tmp_path):
     work = tmp_path / "copy"
     shutil.copytree(tiny_run, work, symlinks=True)
-    path = work / "results/demo_bodies/tiny/registrations_f.hdf5"
+    path = work / "results/demo_bodies/tiny/sequences/50004_knees/registrations.hdf5"
     with h5py.File(path, "r+") as fh:
         fh["50004_knees"][...] = fh["50004_knees"][...] * np.float32(1.01)
     counts, wildcards, text = planned_jobs(work, TINY)
     assert wildcards == {"50004_knees"}, text
-    assert counts == Counter({stage: 1 for stage in STAGES} | {"all": 1}), text
+    # the assembled DFAUST files are remade too: they hold every demo sequence
+    assert counts == Counter({stage: 1 for stage in STAGES} | {"make_demo_bodies": 1, "all": 1}), text
+
+
+def test_changing_one_demo_subject_remakes_only_its_sequences(tiny_run, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    changed = yaml.safe_load(yaml.safe_dump(TINY))
+    changed["demo_bodies"]["subjects"]["50004"] = "m"
+    counts, wildcards, text = planned_jobs(work, changed)
+    assert wildcards == {"50004_knees", "50004_punching"}, text
+    assert counts == Counter({stage: 2 for stage in STAGES + ["make_demo_sequence"]}
+                             | {"make_demo_bodies": 1, "all": 1}), text
+    # and the plan holds once run: one invocation brings everything up to date
+    snakemake(work, "--cores", "2", config=changed)
+    assert not planned_jobs(work, changed)[0]
 
 
 def test_replacing_one_downloaded_sequence_reruns_only_it(tiny_run, tmp_path):

@@ -1,8 +1,12 @@
 """Procedural demo bodies written exactly as DFAUST registrations, plus a joints side file.
 
-`registrations_{m,f}.hdf5` hold a `faces` dataset (F, 3) int32 and one (V, 3, T) float32 dataset
-per `{subject}_{sequence}`, as DFAUST ships them; the joints file holds what the pose models need
-(world joints, local axis-angle pose, root translation, identity factors, rest joints).
+Each sequence is first written on its own (`write_demo_sequence`): a registrations file in
+DFAUST's layout holding `faces` and that one `{subject}_{sequence}` dataset, and a joints file.
+The workflow extracts meshes from these, so a change to one sequence reruns only that sequence's
+jobs. `assemble_demo_bodies` then merges them into `registrations_{m,f}.hdf5` exactly as DFAUST
+ships them (`faces` (F, 3) int32 and one (V, 3, T) float32 dataset per `{subject}_{sequence}`)
+and one joints file with what the pose models need (world joints, local axis-angle pose, root
+translation, identity factors, rest joints).
 Every random draw comes from `seed`, the subject and the sequence, so adding a subject or a
 sequence leaves the others unchanged, and the same arguments give byte-identical files.
 """
@@ -10,7 +14,9 @@ sequence leaves the others unchanged, and the same arguments give byte-identical
 from __future__ import annotations
 
 import contextlib
-import zlib
+import os
+import tempfile
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -22,42 +28,26 @@ from shapepose.bodies.skeleton import JOINT_NAMES, PARENTS, euler_to_axis_angle
 from shapepose.bodies.template import load_template
 from shapepose.dfaust import FACES_KEY
 from shapepose.io import atomic_file
-from shapepose.provenance import spec_digest, stamp_demo_digests
+from shapepose.seeding import derive_rng
 
-MODEL_VERSION = "1"  # bump whenever a change in shapepose/bodies alters the generated data
+MODEL_VERSION = "2"  # bump whenever a change in shapepose/bodies alters the generated data
 GENERATOR = "shapepose demo bodies"
 _FRAMES_PER_CHUNK = 64  # posing memory grows with frames x vertices; pose long sequences in chunks
 
-__all__ = ["MOTIONS", "demo_sequence", "example_mesh", "make_demo_bodies", "sequence_spec"]
-
-
-def _rng(seed: int, *labels: str) -> np.random.Generator:
-    """A generator for one purpose (e.g. 'identity', subject), independent of every other one."""
-    return np.random.default_rng([seed, *(zlib.crc32(label.encode()) for label in labels)])
+__all__ = ["MOTIONS", "assemble_demo_bodies", "demo_sequence", "example_mesh", "make_demo_bodies",
+           "write_demo_sequence"]
 
 
 def subject_identity(seed: int, subject: str, sex: str) -> Identity:
     """The identity of demo subject `subject` (e.g. '50002') of sex 'm' or 'f'."""
-    return sample_identity(_rng(seed, "identity", subject, sex), sex)
-
-
-def sequence_spec(*, subject: str, sex: str, motion: str, n_frames: int, fps: float,
-                  seed: int) -> dict:
-    """Everything that determines one demo sequence's vertices, as a JSON-able dict.
-
-    The workflow digests it to decide whether a stored sequence is up to date; it is cheap (no
-    template is built).
-    """
-    return {"generator": GENERATOR, "model_version": MODEL_VERSION, "subject": str(subject),
-            "sex": sex, "motion": motion, "n_frames": int(n_frames), "fps": float(fps),
-            "seed": int(seed)}
+    return sample_identity(derive_rng(seed, "identity", subject, sex), sex)
 
 
 def demo_sequence(*, seed: int, subject: str, sex: str, motion: str, n_frames: int,
                   fps: float) -> dict[str, np.ndarray]:
     """One demo sequence on its own, exactly as `make_demo_bodies` writes it (see `perform`)."""
     body = Body(subject_identity(seed, subject, sex))
-    return perform(body, motion, int(n_frames), fps, _rng(seed, "motion", subject, motion))
+    return perform(body, motion, int(n_frames), fps, derive_rng(seed, "motion", subject, motion))
 
 
 def _check_arguments(subjects: dict[str, str], sequences: list[str], n_frames: int,
@@ -118,51 +108,118 @@ def _write_subject(side: h5py.File, subject: str, body: Body) -> None:
     _dataset(side["rest_joints"], subject, body.rest_joints.astype(np.float32))
 
 
-def make_demo_bodies(registrations_m: str, registrations_f: str, joints: str, *,
-                     subjects: dict[str, str], sequences: list[str], n_frames: int, fps: float,
-                     seed: int) -> None:
-    """Generate every subject performing every sequence and write the three files atomically.
+def _write_joints_header(side: h5py.File) -> None:
+    side.attrs.update(joint_names=np.array(JOINT_NAMES, dtype="S"), parents=PARENTS.astype(np.int64))
+    for name in ("joints", "pose", "translation", "identity", "rest_joints"):
+        side.create_group(name)
 
-    subjects: DFAUST-style ids -> sex ('m' or 'f'); sequences: names from `MOTIONS`.
+
+def write_demo_sequence(registrations: str | os.PathLike, joints: str | os.PathLike, *,
+                        subject: str, sex: str, motion: str, n_frames: int, fps: float,
+                        seed: int) -> None:
+    """One subject performing one motion: a one-sequence DFAUST-layout file and its joints file.
+
+    The registrations file carries the subject's sex as an attribute, which
+    `assemble_demo_bodies` uses to choose between `registrations_m` and `registrations_f`.
     """
-    _check_arguments(subjects, sequences, n_frames, fps)
-    n_frames = int(n_frames)
-    order = sorted(subjects)  # a canonical order: the bytes do not depend on dict/list order
-    bodies = {s: Body(subject_identity(seed, s, subjects[s])) for s in order}
-    specs = {"m": {}, "f": {}}
+    _check_arguments({subject: sex}, [motion], n_frames, fps)
+    key = f"{subject}_{motion}"
+    body = Body(subject_identity(seed, subject, sex))
+    out = perform(body, motion, int(n_frames), fps, derive_rng(seed, "motion", subject, motion))
+    with atomic_file(registrations) as tmp_reg, atomic_file(joints) as tmp_joints:
+        with h5py.File(tmp_reg, "w") as reg, h5py.File(tmp_joints, "w") as side:
+            for fh in (reg, side):
+                _write_header(fh, seed, fps)
+            reg.attrs["sex"] = sex
+            _dataset(reg, FACES_KEY, body.faces.astype(np.int32))
+            _dataset(reg, key, out["vertices"])
+            _write_joints_header(side)
+            _write_subject(side, subject, body)
+            for name in ("joints", "pose", "translation"):
+                _dataset(side[name], key, out[name])
+
+
+def _copy(source: h5py.Group, target: h5py.Group, name: str) -> None:
+    item = source[name]
+    if isinstance(item, h5py.Group):
+        group = target.create_group(name)
+        group.attrs.update(item.attrs)
+        for child in sorted(item):
+            _copy(item, group, child)
+    else:
+        _dataset(target, name, item[()])
+
+
+def assemble_demo_bodies(parts: list[tuple[str, str]], registrations_m: str | os.PathLike,
+                         registrations_f: str | os.PathLike, joints: str | os.PathLike) -> None:
+    """Merge (registrations, joints) pairs of `write_demo_sequence` into DFAUST's two files.
+
+    The result does not depend on the order of `parts`; all parts must share seed and fps.
+    """
+    opened = []
     with contextlib.ExitStack() as stack:
+        for reg_path, joints_path in parts:
+            reg = stack.enter_context(h5py.File(reg_path, "r"))
+            side = stack.enter_context(h5py.File(joints_path, "r"))
+            keys = [k for k in reg if k != FACES_KEY]
+            if len(keys) != 1 or reg.attrs.get("generator") != GENERATOR:
+                raise ValueError(f"{reg_path}: not a one-sequence demo file from write_demo_sequence")
+            opened.append((keys[0], reg, side))
+        opened.sort(key=lambda item: item[0])
+        headers = {(float(r.attrs["seed"]), float(r.attrs["fps"]), str(r.attrs["model_version"]))
+                   for _, r, _ in opened}
+        if len(headers) > 1:
+            raise ValueError(f"demo sequences disagree on seed, fps or model version: {headers}")
+        seed, fps = int(opened[0][1].attrs["seed"]), float(opened[0][1].attrs["fps"])
+        faces = load_template().faces.astype(np.int32)
         tmp = {sex: stack.enter_context(atomic_file(path))
                for sex, path in (("m", registrations_m), ("f", registrations_f))}
         tmp_joints = stack.enter_context(atomic_file(joints))
         with contextlib.ExitStack() as files:
-            reg = {sex: files.enter_context(h5py.File(p, "w")) for sex, p in tmp.items()}
-            side = files.enter_context(h5py.File(tmp_joints, "w"))
-            for fh in (*reg.values(), side):
+            out = {sex: files.enter_context(h5py.File(p, "w")) for sex, p in tmp.items()}
+            out_side = files.enter_context(h5py.File(tmp_joints, "w"))
+            for fh in (*out.values(), out_side):
                 _write_header(fh, seed, fps)
-            for fh in reg.values():
-                _dataset(fh, FACES_KEY, load_template().faces.astype(np.int32))
-            side.attrs.update(joint_names=np.array(JOINT_NAMES, dtype="S"),
-                              parents=PARENTS.astype(np.int64))
-            for name in ("joints", "pose", "translation", "identity", "rest_joints"):
-                side.create_group(name)
-            for s in order:
-                _write_subject(side, s, bodies[s])
-            pairs = [(s, q) for s in order for q in sorted(sequences)]
-            for s, q in tqdm(pairs, desc="demo bodies", unit="sequence"):
-                key = f"{s}_{q}"
-                out = perform(bodies[s], q, n_frames, fps, _rng(seed, "motion", s, q))
-                _dataset(reg[subjects[s]], key, out["vertices"])
+            for fh in out.values():
+                _dataset(fh, FACES_KEY, faces)
+            _write_joints_header(out_side)
+            for key, reg, side in tqdm(opened, desc="assemble demo bodies", unit="sequence"):
+                if not np.array_equal(reg[FACES_KEY][()], faces):
+                    raise ValueError(f"{reg.filename}: faces differ from the template's")
+                _dataset(out[str(reg.attrs["sex"])], key, reg[key][()])
                 for name in ("joints", "pose", "translation"):
-                    _dataset(side[name], key, out[name])
-                specs[subjects[s]][key] = spec_digest(sequence_spec(
-                    subject=s, sex=subjects[s], motion=q, n_frames=n_frames, fps=fps, seed=seed))
-        for sex in ("m", "f"):  # after closing: the digests are read back from the files
-            stamp_demo_digests(tmp[sex], specs[sex])
+                    _dataset(out_side[name], key, side[name][key][()])
+                subject = key.split("_", 1)[0]
+                for name in ("identity", "rest_joints"):
+                    if subject not in out_side[name]:
+                        _copy(side[name], out_side[name], subject)
+
+
+def make_demo_bodies(registrations_m: str, registrations_f: str, joints: str, *,
+                     subjects: dict[str, str], sequences: list[str], n_frames: int, fps: float,
+                     seed: int) -> None:
+    """Every subject performing every sequence, straight to the three assembled files.
+
+    subjects: DFAUST-style ids -> sex ('m' or 'f'); sequences: names from `MOTIONS`. The
+    workflow runs the two steps as separate jobs; this is the one-call form for scripts and tests.
+    """
+    _check_arguments(subjects, sequences, n_frames, fps)
+    Path(joints).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".demo-bodies-", dir=Path(joints).parent) as tmp:
+        parts = []
+        for subject in sorted(subjects):
+            for motion in sorted(sequences):
+                key = f"{subject}_{motion}"
+                part = (f"{tmp}/{key}.hdf5", f"{tmp}/{key}.joints.hdf5")
+                write_demo_sequence(*part, subject=subject, sex=subjects[subject], motion=motion,
+                                    n_frames=n_frames, fps=fps, seed=seed)
+                parts.append(part)
+        assemble_demo_bodies(parts, registrations_m, registrations_f, joints)
 
 
 def example_mesh(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One posed demo frame: vertices (V, 3) float32, faces (F, 3) int64 (for benchmarks/tests)."""
-    rng = _rng(seed, "example")
+    rng = derive_rng(seed, "example")
     sex = SEXES[int(rng.integers(2))]
     body = Body(sample_identity(rng, sex))
     motion = sorted(MOTIONS)[int(rng.integers(len(MOTIONS)))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 
@@ -12,6 +11,7 @@ from tqdm import tqdm
 
 from shapepose.errors import InputError
 from shapepose.io import atomic_file
+from shapepose.seeding import RNG_NOTE, derive_rng
 from shapepose.meshes import list_frames, load_frame, signed_volume
 from shapepose.sampling.inside import INSIDE_TEST
 from shapepose.sampling.store import SurfaceSampleWriter, VolumeSampleWriter
@@ -21,18 +21,9 @@ from shapepose.sampling.volume import (STRATA, WEIGHTS_DEFINITION, cuboid_center
 
 log = logging.getLogger(__name__)
 
-RNG_NOTE = ("numpy default_rng(SeedSequence([seed, stable_hash(sequence), frame])), stable_hash = "
-            "first 8 bytes of sha256(sequence, utf-8) as a little-endian unsigned integer")
-
-
-def stable_hash(name: str) -> int:
-    """A 64-bit hash of a name that, unlike Python's `hash`, is the same in every process."""
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
-
-
 def frame_rng(seed: int, sequence: str, frame: int) -> np.random.Generator:
     """The generator for one frame of one sequence: independent of every other frame's."""
-    return np.random.default_rng(np.random.SeedSequence([seed, stable_hash(sequence), frame]))
+    return derive_rng(seed, sequence, frame)
 
 
 def _progress(frames: list, task: str, sequence: str):

@@ -7,7 +7,7 @@ sys.path.insert(0, workflow.basedir)  # the shapepose package lives beside the S
 
 from snakemake.logging import logger
 
-from shapepose.provenance import DigestCache, source_digest, spec_digest
+from shapepose.provenance import DigestCache, source_digest
 
 
 DATASET = config["meshes"]["dataset"]
@@ -17,10 +17,15 @@ AVAILABLE = set()  # keys present in downloaded registrations (DFAUST lacks some
 
 
 def registrations_path(sex):
-    """Where the registrations file of one sex is read from."""
+    """Where the registrations file of one sex is: downloaded, or assembled from the demo."""
     if DEMO:
         return f"results/demo_bodies/{DATASET}/registrations_{sex}.hdf5"
     return config["meshes"]["registrations"][sex]
+
+
+def demo_sequence_path(name):
+    """One demo sequence's own DFAUST-layout file ("registrations") or joints file ("joints")."""
+    return f"results/demo_bodies/{DATASET}/sequences/{{sequence}}/{name}.hdf5"
 
 
 def _find_subjects():
@@ -78,21 +83,24 @@ def subject_of(sequence):
     return sequence.split("_", 1)[0]
 
 
-def demo_spec(sequence):
-    """What determines one demo sequence's vertices (see shapepose.provenance)."""
-    subject, motion = sequence.split("_", 1)
-    from shapepose.bodies.demo import sequence_spec
+def demo_model_version():
+    """Changes whenever the generator's output would, so the demo sequences are remade."""
+    from shapepose.bodies.demo import MODEL_VERSION
 
-    return spec_digest(
-        sequence_spec(
-            subject=subject,
-            sex=config["demo_bodies"]["subjects"][subject],
-            motion=motion,
-            n_frames=config["demo_bodies"]["n_frames"],
-            fps=config["demo_bodies"]["fps"],
-            seed=config["seed"],
-        )
-    )
+    return MODEL_VERSION
+
+
+DEMO_SEQUENCES = [
+    f"{s}_{q}" for s in config["demo_bodies"]["subjects"] for q in config["demo_bodies"]["sequences"]
+]
+
+
+def demo_sex(wildcards):
+    return config["demo_bodies"]["subjects"][subject_of(wildcards.sequence)]
+
+
+def demo_motion(wildcards):
+    return wildcards.sequence.split("_", 1)[1]
 
 
 _DIGESTS = DigestCache(".snakemake/shapepose/registration-digests.json")
@@ -100,19 +108,27 @@ atexit.register(_DIGESTS.save)
 
 
 def registrations_of(wildcards):
-    """The registrations file holding this sequence; ancient: its mtime covers every sequence."""
+    """The DFAUST-layout file holding this sequence.
+
+    Demo: the sequence's own file, tracked by modification time. Downloaded: the file of its sex,
+    through ancient() (its mtime covers every sequence) with `source_of` as the change signal.
+    """
+    if DEMO:
+        return demo_sequence_path("registrations").format(sequence=wildcards.sequence)
     return ancient(registrations_path(SEX_OF[subject_of(wildcards.sequence)]))
 
 
 def source_of(wildcards):
-    """Digest of this one sequence's source data: the parameter that triggers its rerun."""
+    """Digest of this one sequence's downloaded data: the parameter that triggers its rerun."""
+    if DEMO:
+        return "demo (tracked by file modification time)"
     path = registrations_path(SEX_OF[subject_of(wildcards.sequence)])
-    expected = demo_spec(wildcards.sequence) if DEMO else None
-    return source_digest(path, wildcards.sequence, _DIGESTS, expected_spec=expected)
+    return source_digest(path, wildcards.sequence, _DIGESTS)
 
 
 def all_mesh_branch_outputs():
-    return (
+    demo = list(rules.make_demo_bodies.output) if DEMO else []
+    return demo + (
         expand(rules.extract_meshes.output.meshes, sequence=SEQUENCES)
         + expand(rules.sample_surface.output.samples, sequence=SEQUENCES)
         + expand(rules.sample_volume.output.samples, sequence=SEQUENCES)

@@ -3,17 +3,36 @@
 
 if DEMO:
 
-    rule make_demo_bodies:
+    rule make_demo_sequence:
         output:
-            m=f"results/demo_bodies/{DATASET}/registrations_m.hdf5",
-            f=f"results/demo_bodies/{DATASET}/registrations_f.hdf5",
-            joints=f"results/demo_bodies/{DATASET}/joints.hdf5",
+            registrations=demo_sequence_path("registrations"),
+            joints=demo_sequence_path("joints"),
         params:
-            subjects=config["demo_bodies"]["subjects"],
-            sequences=config["demo_bodies"]["sequences"],
+            sex=demo_sex,
+            motion=demo_motion,
             n_frames=config["demo_bodies"]["n_frames"],
             fps=config["demo_bodies"]["fps"],
             seed=config["seed"],
+            model_version=demo_model_version(),
+        log:
+            f"logs/make_demo_sequence/{DATASET}/{{sequence}}.log",
+        benchmark:
+            f"benchmarks/make_demo_sequence/{DATASET}/{{sequence}}.tsv"
+        conda:
+            "../../envs/bodies.yaml"
+        script:
+            "../../scripts/make_demo_sequence.py"
+
+    rule make_demo_bodies:
+        input:
+            registrations=expand(
+                rules.make_demo_sequence.output.registrations, sequence=DEMO_SEQUENCES
+            ),
+            joints=expand(rules.make_demo_sequence.output.joints, sequence=DEMO_SEQUENCES),
+        output:
+            m=registrations_path("m"),
+            f=registrations_path("f"),
+            joints=f"results/demo_bodies/{DATASET}/joints.hdf5",
         log:
             f"logs/make_demo_bodies/{DATASET}.log",
         benchmark:
