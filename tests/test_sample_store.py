@@ -171,11 +171,14 @@ def test_same_seed_gives_identical_bytes(tmp_path):
 
 
 def test_frame_rng_follows_the_documented_recipe():
+    stage_hash = int.from_bytes(hashlib.sha256(b"volume").digest()[:8], "little")
     sequence_hash = int.from_bytes(hashlib.sha256(b"jumping").digest()[:8], "little")
-    expected = np.random.default_rng(np.random.SeedSequence([7, sequence_hash, 12])).random(3)
-    np.testing.assert_array_equal(frame_rng(7, "jumping", 12).random(3), expected)
-    assert frame_rng(7, "jumping", 13).random() != frame_rng(7, "jumping", 12).random()
-    assert frame_rng(7, "running", 12).random() != frame_rng(7, "jumping", 12).random()
+    words = [7, stage_hash, sequence_hash, 12]
+    expected = np.random.default_rng(np.random.SeedSequence(words)).random(3)
+    np.testing.assert_array_equal(frame_rng(7, "volume", "jumping", 12).random(3), expected)
+    assert frame_rng(7, "volume", "jumping", 13).random() != frame_rng(7, "volume", "jumping", 12).random()
+    assert frame_rng(7, "volume", "running", 12).random() != frame_rng(7, "volume", "jumping", 12).random()
+    assert frame_rng(7, "surface", "jumping", 12).random() != frame_rng(7, "volume", "jumping", 12).random()
 
 
 def assert_nothing_written(out):

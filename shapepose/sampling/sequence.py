@@ -11,19 +11,24 @@ from tqdm import tqdm
 
 from shapepose.errors import InputError
 from shapepose.io import atomic_file
-from shapepose.seeding import RNG_NOTE, derive_rng
 from shapepose.meshes import list_frames, load_frame, signed_volume
 from shapepose.sampling.inside import INSIDE_TEST
 from shapepose.sampling.store import SurfaceSampleWriter, VolumeSampleWriter
 from shapepose.sampling.surface import sample_surface
 from shapepose.sampling.volume import (STRATA, WEIGHTS_DEFINITION, cuboid_center, make_grid,
                                        normalized_fractions, sample_volume)
+from shapepose.seeding import RNG_NOTE, derive_rng
 
 log = logging.getLogger(__name__)
 
-def frame_rng(seed: int, sequence: str, frame: int) -> np.random.Generator:
-    """The generator for one frame of one sequence: independent of every other frame's."""
-    return derive_rng(seed, sequence, frame)
+
+def frame_rng(seed: int, stage: str, sequence: str, frame: int) -> np.random.Generator:
+    """The generator of one stage ("surface" or "volume") for one frame of one sequence.
+
+    Independent of every other frame's and of the other stage's, so the surface and volume
+    samples of a frame share no random numbers.
+    """
+    return derive_rng(seed, stage, sequence, frame)
 
 
 def _progress(frames: list, task: str, sequence: str):
@@ -36,7 +41,8 @@ def sample_surface_sequence(
     """Surface points with normals for every frame mesh in mesh_dir, written to the HDF5 `out`."""
     frames = list_frames(mesh_dir)
     attrs = {
-        "sequence": sequence, "n_points": int(n_points), "seed": int(seed), "rng": RNG_NOTE,
+        "sequence": sequence, "n_points": int(n_points), "seed": int(seed),
+        "rng": f"{RNG_NOTE}; labels = ('surface', sequence, frame)",
         "sampler": "faces by area (multinomial counts), uniform barycentric (sqrt) in each face",
         "normals": "unit normal of the face each point lies on",
     }
@@ -44,7 +50,7 @@ def sample_surface_sequence(
         writer = SurfaceSampleWriter(h5, len(frames), int(n_points), attrs)
         for index, (frame, path) in enumerate(_progress(frames, "sample_surface", sequence)):
             vertices, faces = load_frame(path, frame)
-            rng = frame_rng(seed, sequence, frame)
+            rng = frame_rng(seed, "surface", sequence, frame)
             try:
                 points, normals = sample_surface(vertices, faces, int(n_points), rng)
             except ValueError as error:
@@ -75,7 +81,8 @@ def sample_volume_sequence(
     cuboid_center(np.zeros((1, 3)), center)
     frames = list_frames(mesh_dir)
     attrs = {
-        "sequence": sequence, "n_points": int(n_points), "seed": int(seed), "rng": RNG_NOTE,
+        "sequence": sequence, "n_points": int(n_points), "seed": int(seed),
+        "rng": f"{RNG_NOTE}; labels = ('volume', sequence, frame)",
         "cuboid": np.asarray(cuboid, dtype=np.float64),
         "center": center if isinstance(center, str) else np.asarray(center, dtype=np.float64),
         "cell_size": float(cell_size), "cells": grid.cells, "cell_dims": grid.cell_dims,
@@ -93,7 +100,7 @@ def sample_volume_sequence(
                 raise InputError(path, "the mesh encloses no positive volume (faces point inward?)",
                                  frame=frame)
             samples = sample_volume(
-                vertices, faces, int(n_points), frame_rng(seed, sequence, frame),
+                vertices, faces, int(n_points), frame_rng(seed, "volume", sequence, frame),
                 cuboid=cuboid, center=center, cell_size=cell_size, strata=strata,
             )
             if samples.vertices_outside > 0:
