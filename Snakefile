@@ -18,9 +18,15 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/meshes.smk"
 include: "workflow/rules/sampling.smk"
 include: "workflow/rules/render.smk"
+include: "workflow/rules/cars.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/cutouts.smk"
+include: "workflow/rules/neural_parts.smk"
 
 
 rule all:
     input:
         all_mesh_branch_outputs(),
+        image_branch_outputs(),
+        neural_parts_outputs(),
     default_target: True

@@ -34,6 +34,8 @@ def script_logging(snakemake) -> Iterator[logging.Logger]:
         if stream is not old_stderr:
             print(f"ERROR in rule {snakemake.rule}: {exc}", file=old_stderr, flush=True)
         sys.exit(1)
+    except SystemExit:
+        raise  # a deliberate exit (e.g. a trainer checkpointing on SIGTERM) has said why already
     except BaseException:
         traceback.print_exc(file=stream)
         raise

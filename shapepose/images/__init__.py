@@ -1,0 +1,1 @@
+"""The image branch (seed 002): car photos and renders, segmentation, filters, normalization."""
