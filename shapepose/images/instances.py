@@ -6,7 +6,8 @@ the scores and the tables read both the same way. A file is JSON:
     {"meta": {...}, "images": [
         {"image": "cars_test/00001.jpg", "width": 640, "height": 480, "error": null,
          "instances": [{"category_id": 3, "score": 0.97, "bbox": [x, y, w, h],
-                        "segmentation": {"size": [480, 640], "counts": "..."}}]}]}
+                        "segmentation": {"size": [480, 640], "counts": "..."},
+                        "attributes": {"occluded": false}}]}]}
 
 `bbox` is COCO's [x, y, width, height] in pixels; `category_id` uses COCO ids (person 1, car 3,
 truck 8); `segmentation` is pycocotools' compressed RLE with `counts` as text. An image that could
@@ -64,6 +65,8 @@ class Instance:
     score: float
     bbox: tuple[float, float, float, float]  # [x, y, w, h], pixels
     segmentation: dict  # COCO compressed RLE
+    # Optional facts about the object, e.g. ground truth's {"occluded": true, "cropped": false}.
+    attributes: dict = dataclasses.field(default_factory=dict)
 
     @property
     def mask(self) -> np.ndarray:
@@ -76,14 +79,17 @@ class Instance:
 
     @classmethod
     def from_mask(cls, mask: np.ndarray, category_id: int, score: float = 1.0,
-                  bbox: Iterable[float] | None = None) -> "Instance":
+                  bbox: Iterable[float] | None = None, attributes: dict | None = None) -> "Instance":
         """An instance from a bool mask; the box defaults to the mask's tight box."""
         box = tuple(float(v) for v in bbox) if bbox is not None else mask_box(mask)
-        return cls(int(category_id), float(score), box, encode_mask(mask))
+        return cls(int(category_id), float(score), box, encode_mask(mask), dict(attributes or {}))
 
     def to_json(self) -> dict:
-        return {"category_id": self.category_id, "score": self.score,
-                "bbox": [float(v) for v in self.bbox], "segmentation": self.segmentation}
+        doc = {"category_id": self.category_id, "score": self.score,
+               "bbox": [float(v) for v in self.bbox], "segmentation": self.segmentation}
+        if self.attributes:
+            doc["attributes"] = self.attributes
+        return doc
 
 
 @dataclasses.dataclass
@@ -122,7 +128,8 @@ def read_instances(path: str | Path) -> tuple[list[ImageInstances], dict]:
         try:
             instances = [
                 Instance(int(i["category_id"]), float(i["score"]),
-                         tuple(float(v) for v in i["bbox"]), dict(i["segmentation"]))
+                         tuple(float(v) for v in i["bbox"]), dict(i["segmentation"]),
+                         dict(i.get("attributes") or {}))
                 for i in entry["instances"]
             ]
             for inst in instances:
