@@ -14,6 +14,11 @@ if DEMO:
             fps=config["demo_bodies"]["fps"],
             seed=config["seed"],
             model_version=demo_model_version(),
+        threads: 1
+        resources:
+            # about 130 MB peak; memory doubles on a retry after an out-of-memory kill
+            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            runtime=10,  # minutes; one demo sequence takes about a second
         log:
             f"logs/make_demo_sequence/{DATASET}/{{sequence}}.log",
         benchmark:
@@ -33,6 +38,11 @@ if DEMO:
             m=registrations_path("m"),
             f=registrations_path("f"),
             joints=f"results/demo_bodies/{DATASET}/joints.hdf5",
+        threads: 1
+        resources:
+            # holds one demo sequence at a time while copying it into the assembled files
+            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            runtime=10,
         log:
             f"logs/make_demo_bodies/{DATASET}.log",
         benchmark:
@@ -54,6 +64,11 @@ rule extract_meshes:
         drop_first=config["meshes"]["drop_first"],
         max_frames=config["meshes"]["max_frames"],
         repair_holes=config["meshes"]["repair_holes"],
+    threads: 1
+    resources:
+        # one DFAUST sequence as float32 (6890 x 3 x ~1000 frames: under 100 MB) plus one mesh
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=30,  # minutes; writing ~1000 PLY files, with hole repair if enabled
     log:
         f"logs/extract_meshes/{DATASET}/{{sequence}}.log",
     benchmark:

@@ -9,6 +9,11 @@ rule render_meshes:
     params:
         size=config["render"]["size"],
         camera=config["render"]["camera"],
+    threads: 1
+    resources:
+        # headless EGL (software rasterizer where the node has no GPU): about 170 MB peak
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=30,  # minutes; about 40 frames per second at 224 x 224
     log:
         f"logs/render_meshes/{DATASET}/{{sequence}}.log",
     benchmark:

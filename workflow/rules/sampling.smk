@@ -9,6 +9,11 @@ rule sample_surface:
     params:
         n_points=config["surface"]["n_points"],
         seed=config["seed"],
+    threads: 1
+    resources:
+        # frames are sampled and written one at a time: about 110 MB peak at 100k points
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=30,  # minutes; about 0.2 s per frame at 100k points, ~1000 frames at most
     log:
         f"logs/sample_surface/{DATASET}/{{sequence}}.log",
     benchmark:
@@ -31,6 +36,11 @@ rule sample_volume:
         cell_size=config["volume"]["cell_size"],
         strata=config["volume"]["strata"],
         seed=config["seed"],
+    threads: 1
+    resources:
+        # one frame at a time: about 105 MB peak at 100k points with the winding-number labels
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=30,  # minutes; about 0.25 s per frame at 100k points
     log:
         f"logs/sample_volume/{DATASET}/{{sequence}}.log",
     benchmark:
