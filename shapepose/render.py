@@ -26,11 +26,14 @@ uniform mat4 view;
 uniform mat4 projection;
 in vec3 in_position;
 in vec3 in_normal;
+in vec3 in_color;
 out vec3 v_position;  // view space
 out vec3 v_normal;    // view space
+out vec3 v_color;
 void main() {
     vec4 p = view * vec4(in_position, 1.0);
     v_position = p.xyz;
+    v_color = in_color;
     v_normal = mat3(view) * in_normal;  // view has no scale, so its rotation maps normals
     gl_Position = projection * p;
 }
@@ -39,12 +42,12 @@ void main() {
 _FRAGMENT_SHADER = """
 #version 330
 uniform vec3 light_dir;  // view space, unit, from the surface toward the light
-uniform vec3 albedo;
 uniform float ambient;
 uniform float diffuse;
 uniform bool flat_shading;
 in vec3 v_position;
 in vec3 v_normal;
+in vec3 v_color;  // albedo
 out vec4 color;
 void main() {
     vec3 n;
@@ -58,7 +61,7 @@ void main() {
         if (!gl_FrontFacing) n = -n;
     }
     float lambert = max(dot(n, light_dir), 0.0);
-    color = vec4(albedo * (ambient + diffuse * lambert), 1.0);
+    color = vec4(v_color * (ambient + diffuse * lambert), 1.0);
 }
 """
 
@@ -256,7 +259,7 @@ class Renderer:
             self.camera.projection_matrix(1.0).T.astype("f4").tobytes()
         )
         self._program["light_dir"].value = tuple(self.light_dir_view)
-        self._program["albedo"].value = (albedo, albedo, albedo)
+        self.albedo = float(albedo)
         self._program["ambient"].value = ambient
         self._program["diffuse"].value = diffuse
         self._program["flat_shading"].value = not smooth
@@ -269,10 +272,13 @@ class Renderer:
         """The key light as a world-space unit vector from the surface toward the light: (3,)."""
         return self.camera.view_matrix()[:3, :3].T @ self.light_dir_view
 
-    def render(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    def render(self, vertices: np.ndarray, faces: np.ndarray,
+               colors: np.ndarray | None = None) -> np.ndarray:
         """Render one mesh: vertices (V, 3) in metres, faces (F, 3) -> (size, size, 4) uint8 RGBA.
 
-        Row 0 is the top of the image. Raises ValueError for malformed or non-finite input.
+        `colors` (V, 3) float in [0, 1] gives each vertex its own albedo (interpolated across
+        faces); None paints the whole mesh the renderer's grey `albedo`. Row 0 is the top of the
+        image. Raises ValueError for malformed or non-finite input.
         """
         if self._ctx is None:
             raise RuntimeError("Renderer is closed")
@@ -281,9 +287,10 @@ class Renderer:
         problem = _mesh_problem(vertices, faces)
         if problem is not None:
             raise ValueError(problem)
+        colors = self._vertex_colors(colors, len(vertices))
         # GL calls go to whichever context is current; another Renderer may have made its own so.
         with self._ctx:
-            self._upload(vertices, faces)
+            self._upload(vertices, faces, colors)
             self._ms_fbo.use()
             self._ms_fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
             self._ctx.enable(moderngl.DEPTH_TEST)
@@ -294,10 +301,21 @@ class Renderer:
         premultiplied = np.frombuffer(raw, dtype=np.uint8).reshape(self.size, self.size, 4)[::-1]
         return _unpremultiply(premultiplied)
 
-    def _upload(self, vertices: np.ndarray, faces: np.ndarray) -> None:
-        """Copy positions, normals and indices to the GPU, growing the buffers when needed."""
+    def _vertex_colors(self, colors: np.ndarray | None, n_vertices: int) -> np.ndarray:
+        """Per-vertex albedo (V, 3) float32: the given colours, checked, or the uniform grey."""
+        if colors is None:
+            return np.full((n_vertices, 3), self.albedo, dtype=np.float32)
+        colors = np.asarray(colors, dtype=np.float32)
+        if colors.shape != (n_vertices, 3):
+            raise ValueError(f"colors must have shape ({n_vertices}, 3), got {colors.shape}")
+        if not np.all(np.isfinite(colors)) or colors.min() < 0 or colors.max() > 1:
+            raise ValueError("colors must be finite and lie in [0, 1]")
+        return colors
+
+    def _upload(self, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> None:
+        """Copy positions, normals, colours and indices to the GPU, growing buffers when needed."""
         normals = vertex_normals(vertices, faces)
-        interleaved = np.hstack([vertices.astype(np.float32), normals]).tobytes()
+        interleaved = np.hstack([vertices.astype(np.float32), normals, colors]).tobytes()
         indices = faces.astype(np.uint32).tobytes()
         if self._vbo is None or self._vbo.size < len(interleaved) or self._ibo.size < len(indices):
             self._release_mesh_buffers()
@@ -306,7 +324,7 @@ class Renderer:
             self._ibo = self._ctx.buffer(reserve=max(len(indices), 4))
             self._vao = self._ctx.vertex_array(
                 self._program,
-                [(self._vbo, "3f 3f", "in_position", "in_normal")],
+                [(self._vbo, "3f 3f 3f", "in_position", "in_normal", "in_color")],
                 index_buffer=self._ibo,
                 index_element_size=4,
             )

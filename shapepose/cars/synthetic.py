@@ -1,0 +1,93 @@
+"""The synthetic set in the differentiable-point-clouds layout (see `shapepose.images.dpc`).
+
+Each model is a procedural car normalized like ShapeNet (box centre at the origin) and seen from
+DPC's camera: distance 2, focal length 1.875 (half-image units), azimuth U[0, 360), elevation
+U[low, high], always looking at the origin. A random number of lights from random directions
+gives plain diffuse shading; the background is transparent (alpha = mask).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from shapepose.cars.meshes import CAR, TRUCK, car_parts, merge_parts, sample_car_shape, sample_surface, shapenet_normalize
+from shapepose.cars.scene import SceneRenderer, random_lighting
+from shapepose.images.matfile import save_mat
+from shapepose.images.dpc import CAMERA_DISTANCE, CAR_CATEGORY, FOCAL_LENGTH, SHAPENET_TO_BLENDER, SPLITS
+from shapepose.render import Camera
+from shapepose.seeding import derive_rng
+
+DPC_FOV_Y = float(2 * np.degrees(np.arctan(1 / FOCAL_LENGTH)))  # 56.1 degrees
+
+
+def model_id(rng: np.random.Generator) -> str:
+    """A ShapeNet-like 32-hex-digit model id."""
+    return "".join(f"{b:02x}" for b in rng.integers(0, 256, 16))
+
+
+def blender_camera(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Our y-up `Camera` -> (extrinsic (4, 4), pos (3,)) as the DPC files store them.
+
+    extrinsic maps Blender world points (b = SHAPENET_TO_BLENDER @ s) to computer-vision camera
+    coordinates (x right, y down, z forward); pos is the camera centre in the Blender world.
+    """
+    gl_to_cv = np.diag([1.0, -1.0, -1.0, 1.0])
+    blender_to_shapenet = np.eye(4)
+    blender_to_shapenet[:3, :3] = SHAPENET_TO_BLENDER.T
+    extrinsic = gl_to_cv @ camera.view_matrix() @ blender_to_shapenet
+    return extrinsic, SHAPENET_TO_BLENDER @ camera.eye
+
+
+def split_models(ids: list[str], fractions: dict, rng: np.random.Generator) -> dict[str, list[str]]:
+    """Shuffle ids into train/val/test with the given fractions (test takes the remainder)."""
+    order = [ids[k] for k in rng.permutation(len(ids))]
+    n_train = int(round(fractions["train"] * len(ids)))
+    n_val = int(round(fractions["val"] * len(ids)))
+    return {"train": sorted(order[:n_train]), "val": sorted(order[n_train:n_train + n_val]),
+            "test": sorted(order[n_train + n_val:])}
+
+
+def write_synthetic(root: Path, *, seed: int, models: int, views: int, image_size: int,
+                    diagonal: float, elevation: tuple[float, float], lights: tuple[int, int],
+                    gt_points: int, split: dict, truck_fraction: float, shape_ranges: dict) -> dict:
+    """Write the DPC-layout set under `root` (an empty directory); returns a summary for the log."""
+    render_dir = root / "renders" / CAR_CATEGORY
+    gt_dir = root / "gt" / "downsampled" / CAR_CATEGORY
+    gt_dir.mkdir(parents=True)
+    (root / "splits").mkdir()
+    ids, ratios = [], []
+    with SceneRenderer(image_size, image_size) as renderer:
+        for m in tqdm(range(models), desc="synthetic", unit="model", file=sys.stderr):
+            rng = derive_rng(seed, "demo_cars", "synthetic", m)
+            ident = model_id(rng)
+            kind = TRUCK if rng.random() < truck_fraction else CAR
+            parts = shapenet_normalize(car_parts(sample_car_shape(rng, shape_ranges, kind)), diagonal)
+            vertices, faces, _ = merge_parts(parts)
+            folder = render_dir / ident
+            folder.mkdir(parents=True)
+            for k in range(views):
+                camera = Camera(target=(0.0, 0.0, 0.0), azimuth=float(rng.uniform(0, 360)),
+                                elevation=float(rng.uniform(*elevation)), distance=CAMERA_DISTANCE,
+                                fov_y=DPC_FOV_Y)
+                rgba, _ = renderer.render([parts], camera, image_size, image_size,
+                                          random_lighting(rng, lights, specular=False, ambient=0.3))
+                Image.fromarray(rgba).save(folder / f"render_{k}.png")
+                extrinsic, pos = blender_camera(camera)
+                save_mat(folder / f"camera_{k}.mat",
+                                 {"extrinsic": extrinsic, "pos": pos.reshape(1, 3)})
+                alpha = rgba[..., 3]
+                ratios.append(np.count_nonzero(alpha) / max(np.count_nonzero(alpha == 0), 1))
+            points = sample_surface(vertices, faces, gt_points, rng)
+            save_mat(gt_dir / f"{ident}.mat", {"points": points})
+            ids.append(ident)
+    splits = split_models(ids, split, derive_rng(seed, "demo_cars", "synthetic", "split"))
+    for name in SPLITS:
+        (root / "splits" / f"{CAR_CATEGORY}_{name}.txt").write_text("".join(f"{m}\n" for m in splits[name]))
+    return {"models": len(ids), "views": views, "frame_ratio_mean": float(np.mean(ratios)),
+            "frame_ratio_std": float(np.std(ratios)),
+            **{f"n_{name}": len(splits[name]) for name in SPLITS}}
