@@ -1,1 +1,92 @@
 # Mask R-CNN on the photos (seed 002 chapter 3): optional demo training, sharded inference.
+
+
+scattergather:
+    segment=config["segmentation"]["shards"],
+
+
+SEGMENT_SHARD = f"results/segments/{CARS}/shards/{{scatteritem}}.json"
+
+
+if segmenter_train_set() is None and config["segmentation"]["weights"] == "train":
+    raise ValueError(
+        "config: segmentation.weights is 'train' but cars.segmenter_train is null; give "
+        "segmentation.weights a checkpoint path (e.g. COCO weights) or a training set"
+    )
+
+
+if segmenter_train_set() is not None:
+
+    rule train_segmenter:
+        input:
+            train_set=segmenter_train_set(),
+        output:
+            model=f"results/segmenter/{CARS}/model.pt",
+        params:
+            # not an output: Snakemake would delete it on failure, and resuming needs it
+            checkpoint_dir=f"results/checkpoints/segmenter/{CARS}",
+            train=config["segmentation"]["train"],
+            device=config["segmentation"]["device"],
+            seed=config["seed"],
+        threads: 2
+        resources:
+            mem_mb=lambda wildcards, attempt: 3000 * attempt,
+            runtime=60,  # minutes; the demo default takes about 5 on two CPU cores
+        log:
+            f"logs/train_segmenter/{CARS}/train.log",
+        benchmark:
+            f"benchmarks/train_segmenter/{CARS}/train.tsv"
+        conda:
+            "../../envs/segment.yaml"
+        script:
+            "../../scripts/train_segmenter.py"
+
+
+rule segment:
+    input:
+        photos=photos_root(),
+        weights=segmenter_weights(),
+    output:
+        shard=SEGMENT_SHARD,
+    params:
+        backend=config["segmentation"]["backend"],
+        arch=segmenter_arch(),
+        detectron2_config=config["segmentation"]["detectron2_config"],
+        score_threshold=config["segmentation"]["score_threshold"],
+        nms_threshold=config["segmentation"]["nms_threshold"],
+        mask_threshold=config["segmentation"]["mask_threshold"],
+        device=config["segmentation"]["device"],
+    wildcard_constraints:
+        scatteritem=r"\d+-of-\d+",
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        runtime=120,
+    log:
+        f"logs/segment/{CARS}/{{scatteritem}}.log",
+    benchmark:
+        f"benchmarks/segment/{CARS}/{{scatteritem}}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../../scripts/segment.py"
+
+
+rule gather_segments:
+    input:
+        photos=photos_root(),
+        shards=gather.segment(SEGMENT_SHARD),
+    output:
+        instances=f"results/segments/{CARS}/instances.json",
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=10,
+    log:
+        f"logs/gather_segments/{CARS}.log",
+    benchmark:
+        f"benchmarks/gather_segments/{CARS}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../../scripts/gather_segments.py"

@@ -1,0 +1,22 @@
+"""Snakemake entry: train the demo Mask R-CNN on photos with known masks; export the best state."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    import torch
+
+    from shapepose.segmentation.train import train_segmenter
+
+    torch.set_num_threads(snakemake.threads)
+    train_segmenter(
+        snakemake.input.train_set,
+        snakemake.output.model,
+        snakemake.params.checkpoint_dir,
+        seed=snakemake.params.seed,
+        device=snakemake.params.device,
+        **snakemake.params.train,
+    )

@@ -1,0 +1,205 @@
+"""Training the demo Mask R-CNN from scratch on photos with known masks (`train_segmenter`).
+
+The training set is a directory with `instances.json` (the shared instances format, `image` keys
+relative to the directory or to its `images/` folder) and the photos. A seeded slice of it is held
+out; the best checkpoint is the one with the highest panoptic quality (mask IoU with misses and
+false detections counted) on that slice. Batches and augmentation are a pure function of
+(seed, step), so a resumed run sees exactly the batches the uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shapepose.errors import InputError
+from shapepose.images.instances import ImageInstances, mask_box, read_instances
+from shapepose.images.scoring import score_images
+from shapepose.images.stanford import load_photo
+from shapepose.seeding import derive_rng
+from shapepose.segmentation.backends import TorchvisionSegmenter
+from shapepose.segmentation.model import build_demo_model, count_parameters
+from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
+
+log = logging.getLogger("shapepose.segmentation")
+
+GRADIENT_CLIP_NORM = 5.0  # seed 002 appendix C
+
+
+@dataclasses.dataclass
+class TrainingPhoto:
+    """One photo with its objects as torchvision's Mask R-CNN wants them."""
+
+    key: str
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2 (the masks' tight boxes)
+    labels: np.ndarray  # (N,) int64 COCO category ids
+    masks: np.ndarray  # (N, H, W) uint8
+    truth: ImageInstances  # the file's entry, for validation scoring
+
+
+def _photo_path(root: Path, key: str) -> Path:
+    for candidate in (root / key, root / "images" / key):
+        if candidate.is_file():
+            return candidate
+    raise InputError(root / "instances.json", f"photo {key!r} is in neither {root} nor "
+                                              f"{root / 'images'}", key=key)
+
+
+def load_training_set(root: str | Path) -> list[TrainingPhoto]:
+    """Every photo of the training set with its non-empty masks, sorted by key."""
+    root = Path(root)
+    index = root / "instances.json"
+    if not index.is_file():
+        raise InputError(index, "segmenter training set has no instances.json")
+    entries, _ = read_instances(index)
+    if not entries:
+        raise InputError(index, "segmenter training set lists no photos")
+    photos = []
+    for entry in sorted(entries, key=lambda e: e.image):
+        path = _photo_path(root, entry.image)
+        image = load_photo(path)
+        if image.shape[:2] != (entry.height, entry.width):
+            raise InputError(index, f"photo is {image.shape[1]}x{image.shape[0]}, the file says "
+                                    f"{entry.width}x{entry.height}", key=entry.image)
+        masks, boxes, labels = [], [], []
+        for inst in entry.instances:
+            mask = inst.mask
+            if mask.shape != image.shape[:2]:
+                raise InputError(index, f"mask of size {mask.shape} on a photo of "
+                                        f"{image.shape[:2]}", key=entry.image)
+            x, y, w, h = mask_box(mask)
+            if w == 0:  # a wholly hidden object teaches nothing and breaks the box loss
+                continue
+            masks.append(mask)
+            boxes.append((x, y, x + w, y + h))
+            labels.append(inst.category_id)
+        height, width = image.shape[:2]
+        photos.append(TrainingPhoto(
+            entry.image, image, np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(labels, np.int64),
+            np.asarray(masks, np.uint8).reshape(-1, height, width), entry))
+    return photos
+
+
+def data_digest(root: str | Path) -> str:
+    """sha256 over instances.json and every photo it names, for the training fingerprint."""
+    root = Path(root)
+    digest = hashlib.sha256((root / "instances.json").read_bytes())
+    entries, _ = read_instances(root / "instances.json")
+    for entry in sorted(entries, key=lambda e: e.image):
+        digest.update(entry.image.encode())
+        digest.update(_photo_path(root, entry.image).read_bytes())
+    return digest.hexdigest()
+
+
+def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, held out): a seeded `fraction` of n (at least one when n >= 2) held out."""
+    n_val = min(max(int(round(n * fraction)), 1 if n >= 2 and fraction > 0 else 0), n - 1)
+    order = derive_rng(seed, "train_segmenter", "holdout").permutation(n)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def augmented_sample(photo: TrainingPhoto, rng: np.random.Generator, device: torch.device,
+                     jitter: float) -> tuple[torch.Tensor, dict]:
+    """(3, H, W) float image in [0, 1] and its target, flipped and colour-jittered by `rng`."""
+    image = photo.image.astype(np.float32) / 255.0
+    masks, boxes = photo.masks, photo.boxes.copy()
+    if rng.random() < 0.5:  # horizontal flip: cars face both ways in photos
+        width = image.shape[1]
+        image, masks = image[:, ::-1], masks[:, :, ::-1]
+        boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
+    if jitter > 0:  # brightness and contrast, as lighting varies between photos
+        gain, offset = rng.uniform(1 - jitter, 1 + jitter), rng.uniform(-jitter, jitter) / 2
+        image = np.clip((image - 0.5) * gain + 0.5 + offset, 0.0, 1.0)
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(device)
+    target = {"boxes": torch.from_numpy(boxes).to(device),
+              "labels": torch.from_numpy(photo.labels).to(device),
+              "masks": torch.from_numpy(np.ascontiguousarray(masks)).to(device)}
+    return tensor, target
+
+
+def _schedule(warmup: int, total: int, floor: float = 0.05):
+    """Linear warm-up, then cosine decay to `floor` of the base rate (from-scratch training
+    diverges without the warm-up)."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total - warmup, 1)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+def train_segmenter(train_set: str | Path, out: str | Path, checkpoint_dir: str | Path, *,
+                    arch: dict, steps: int, batch_size: int, lr: float, weight_decay: float,
+                    warmup_steps: int, jitter: float, holdout: float, checkpoint_every: int,
+                    validate_every: int, seed: int, device: str = "auto") -> dict:
+    """Train the demo model with the shared trainer and export the best state to `out`.
+
+    Returns the exported state's validation metrics.
+    """
+    device = pick_device(device)
+    photos = load_training_set(train_set)
+    train_idx, val_idx = split_holdout(len(photos), holdout, seed)
+    train = [photos[i] for i in train_idx]
+    held_out = [photos[i] for i in val_idx]
+    if not any(len(p.labels) for p in train):
+        raise InputError(Path(train_set) / "instances.json", "no training photo has a non-empty mask")
+    log.info("segmenter training set %s: %d photos for training, %d held out", train_set,
+             len(train), len(held_out))
+
+    seed_everything(seed)  # the initial weights too must follow from the seed
+    model = build_demo_model(arch).to(device)
+    log.info("demo Mask R-CNN %s: %.2f M parameters, device %s", arch,
+             count_parameters(model) / 1e6, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(warmup_steps, steps))
+
+    def step_fn(step: int) -> dict[str, float]:
+        rng = derive_rng(seed, "train_segmenter", "batch", step)
+        chosen = rng.choice(len(train), size=batch_size, replace=len(train) < batch_size)
+        images, targets = zip(*(augmented_sample(train[k], rng, device, jitter) for k in chosen))
+        model.train()  # the validation segmenter below leaves the model in eval mode
+        losses = model(list(images), list(targets))
+        total = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, GRADIENT_CLIP_NORM)
+        optimizer.step()
+        scheduler.step()
+        return {"loss": total.item(), **{k: v.item() for k, v in losses.items()}}
+
+    segmenter = TorchvisionSegmenter(model, device)
+
+    def validate_fn() -> dict[str, float]:
+        predicted = [ImageInstances(p.key, p.truth.width, p.truth.height,
+                                    segmenter.predict(p.image)) for p in held_out]
+        scores = score_images(predicted, [p.truth for p in held_out])
+        return {"val_pq": scores["panoptic_quality"], "val_recall": scores["recall"],
+                "val_precision": scores["precision"], "val_matched_iou": scores["matched_iou"]}
+
+    validate = validate_fn if held_out else None
+    fingerprint = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr,
+                   "weight_decay": weight_decay, "warmup_steps": warmup_steps, "jitter": jitter,
+                   "holdout": holdout, "data": data_digest(train_set)}
+    trainer = Trainer(
+        checkpoint_dir, fingerprint=fingerprint, modules={"model": model},
+        optimizers={"adamw": optimizer}, schedulers={"lr": scheduler}, seed=seed,
+        config=TrainConfig(max_steps=steps, checkpoint_every=checkpoint_every,
+                           validate_every=validate_every if held_out else 0,
+                           best_metric="val_pq" if held_out else None, best_mode="max"),
+        device=device)
+    result = trainer.fit(step_fn, validate)
+    trainer.export(out, which="best", extra={
+        "arch": dict(arch), "train_photos": [p.key for p in train],
+        "held_out_photos": [p.key for p in held_out]})
+    metrics = result.best_metrics or result.last_metrics
+    log.info("exported %s: held-out %s", out, metrics)
+    return metrics
