@@ -1,6 +1,106 @@
 # The thesis filters and frame-ratio normalization (seed 002 sections 3.1-3.3) and their tables.
 
+rule filter_segments:
+    input:
+        instances=rules.gather_segments.output.instances,
+        photos=photos_root(),
+    output:
+        accepted=directory(f"results/cutouts/{CARS}/accepted"),
+        decisions=f"results/cutouts/{CARS}/decisions.csv",
+    params:
+        thresholds=config["filters"],
+    log:
+        f"logs/filter_segments/{CARS}.log",
+    benchmark:
+        f"benchmarks/filter_segments/{CARS}.tsv"
+    conda:
+        "../../envs/images.yaml"
+    script:
+        "../../scripts/filter_segments.py"
 
-def image_branch_outputs():
-    """Everything the image branch produces that `rule all` asks for."""
-    return []
+
+rule fit_frame_ratio:
+    input:
+        synthetic=synthetic_root(),
+    output:
+        fit=f"results/frame_ratio/{CARS}/synthetic.json",
+        ratios=f"results/frame_ratio/{CARS}/synthetic_ratios.csv",
+    params:
+        split=config["normalize"]["fit_split"],
+    log:
+        f"logs/fit_frame_ratio/{CARS}.log",
+    benchmark:
+        f"benchmarks/fit_frame_ratio/{CARS}.tsv"
+    conda:
+        "../../envs/images.yaml"
+    script:
+        "../../scripts/fit_frame_ratio.py"
+
+
+rule normalize_segments:
+    input:
+        cutouts=rules.filter_segments.output.accepted,
+        fit=rules.fit_frame_ratio.output.fit,
+    output:
+        train=directory(f"results/normalized/{CARS}/train"),
+        test=directory(f"results/normalized/{CARS}/test"),
+        ratios=f"results/normalized/{CARS}/ratios.csv",
+    params:
+        seed=config["seed"],
+        train_fraction=config["normalize"]["train_fraction"],
+    log:
+        f"logs/normalize_segments/{CARS}.log",
+    benchmark:
+        f"benchmarks/normalize_segments/{CARS}.tsv"
+    conda:
+        "../../envs/images.yaml"
+    script:
+        "../../scripts/normalize_segments.py"
+
+
+rule tabulate_segments:
+    input:
+        decisions=rules.filter_segments.output.decisions,
+        synthetic=rules.fit_frame_ratio.output.ratios,
+        ratios=rules.normalize_segments.output.ratios,
+        instances=rules.gather_segments.output.instances,
+        # the demo photos' true instances score segments and filters; real photos have none
+        truth=[] if photos_truth() is None else [photos_truth()],
+    output:
+        funnel_csv=f"results/tables/{CARS}/segment_funnel.csv",
+        filters_csv=f"results/tables/{CARS}/segment_filters.csv",
+        filters_md=report(
+            f"results/tables/{CARS}/segment_filters.md",
+            caption="../report/segment_filters.rst",
+            category="Image branch",
+            labels={"table": "segment filters"},
+        ),
+        ratio_csv=f"results/tables/{CARS}/frame_ratio.csv",
+        ratio_md=report(
+            f"results/tables/{CARS}/frame_ratio.md",
+            caption="../report/frame_ratio.rst",
+            category="Image branch",
+            labels={"table": "frame ratio"},
+        ),
+        ratio_png=report(
+            f"results/tables/{CARS}/frame_ratio.png",
+            caption="../report/frame_ratio_plot.rst",
+            category="Image branch",
+            labels={"figure": "frame ratio"},
+        ),
+        quality_csv=f"results/tables/{CARS}/segmentation_quality.csv",
+        quality_md=report(
+            f"results/tables/{CARS}/segmentation_quality.md",
+            caption="../report/segmentation_quality.rst",
+            category="Image branch",
+            labels={"table": "segmentation quality"},
+        ),
+    log:
+        f"logs/tabulate_segments/{CARS}.log",
+    benchmark:
+        f"benchmarks/tabulate_segments/{CARS}.tsv"
+    conda:
+        "../../envs/images.yaml"
+    script:
+        "../../scripts/tabulate_segments.py"
+

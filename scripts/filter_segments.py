@@ -1,0 +1,18 @@
+"""Snakemake entry: the thesis filters on every Mask R-CNN instance; accepted RGBA cut-outs."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    from shapepose.images.filters import FilterThresholds, filter_segments
+
+    filter_segments(
+        snakemake.input.instances,
+        snakemake.input.photos,
+        accepted=snakemake.output.accepted,
+        decisions_csv=snakemake.output.decisions,
+        thresholds=FilterThresholds.from_config(dict(snakemake.params.thresholds)),
+    )
