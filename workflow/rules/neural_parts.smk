@@ -1,6 +1,131 @@
 # Neural Parts (seed 003) trained on the surface and weighted volume samples, per primitive count.
 
 
-def neural_parts_outputs():
-    """Everything Neural Parts produces that `rule all` asks for."""
-    return []
+rule train_neural_parts:
+    input:
+        **neural_parts_inputs("train"),
+    output:
+        model=f"{NEURAL_PARTS_DIR}/model.pt",
+    params:
+        sequences=NEURAL_PARTS_SEQUENCES["train"],
+        # not an output: Snakemake would delete it on failure, and resuming needs it
+        checkpoint_dir=f"results/checkpoints/neural_parts/{DATASET}/P{{n_primitives}}",
+        split=NEURAL_PARTS["split"],
+        model=NEURAL_PARTS["model"],
+        losses=NEURAL_PARTS["losses"],
+        training=NEURAL_PARTS["training"],
+        device=NEURAL_PARTS["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        n_primitives=r"\d+",
+    # One thread: two torch threads on two busy cores spin-wait on each other (several times
+    # slower per step); give a GPU or more threads (--set-threads) where the node has them.
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=600,  # minutes; the demo default takes about 1 on one CPU core
+        gpu=1,
+    log:
+        f"logs/train_neural_parts/{DATASET}/P{{n_primitives}}.log",
+    benchmark:
+        f"benchmarks/train_neural_parts/{DATASET}/P{{n_primitives}}.tsv"
+    conda:
+        "../../envs/neural_parts.yaml"
+    script:
+        "../../scripts/train_neural_parts.py"
+
+
+rule eval_neural_parts:
+    input:
+        model=rules.train_neural_parts.output.model,
+        **neural_parts_inputs("test"),
+    output:
+        metrics=f"{NEURAL_PARTS_DIR}/eval.json",
+    params:
+        sequences=NEURAL_PARTS_SEQUENCES["test"],
+        split=NEURAL_PARTS["split"],
+        image_size=NEURAL_PARTS["model"]["image_size"],
+        subdivisions=NEURAL_PARTS["sphere_subdivisions"],
+        eval=NEURAL_PARTS["eval"],
+        device=NEURAL_PARTS["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        n_primitives=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=120,
+    log:
+        f"logs/eval_neural_parts/{DATASET}/P{{n_primitives}}.log",
+    benchmark:
+        f"benchmarks/eval_neural_parts/{DATASET}/P{{n_primitives}}.tsv"
+    conda:
+        "../../envs/neural_parts.yaml"
+    script:
+        "../../scripts/eval_neural_parts.py"
+
+
+rule export_neural_parts:
+    input:
+        model=rules.train_neural_parts.output.model,
+        **neural_parts_inputs("test"),
+    output:
+        primitives=directory(f"{NEURAL_PARTS_DIR}/primitives"),
+        views=report(
+            directory(f"{NEURAL_PARTS_DIR}/views"),
+            patterns=["{stem}.png"],
+            caption="../report/neural_parts_views.rst",
+            category="Neural Parts",
+            subcategory="{n_primitives} primitives",
+            labels={"primitives": "{n_primitives}", "frame": "{stem}"},
+        ),
+    params:
+        sequences=NEURAL_PARTS_SEQUENCES["test"],
+        split=NEURAL_PARTS["split"],
+        image_size=NEURAL_PARTS["model"]["image_size"],
+        subdivisions=NEURAL_PARTS["sphere_subdivisions"],
+        export=NEURAL_PARTS["export"],
+        render_size=config["render"]["size"],
+        camera=config["render"]["camera"],
+        device=NEURAL_PARTS["device"],
+    wildcard_constraints:
+        n_primitives=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        runtime=30,
+    log:
+        f"logs/export_neural_parts/{DATASET}/P{{n_primitives}}.log",
+    benchmark:
+        f"benchmarks/export_neural_parts/{DATASET}/P{{n_primitives}}.tsv"
+    conda:
+        "../../envs/neural_parts.yaml"
+    script:
+        "../../scripts/export_neural_parts.py"
+
+
+rule tabulate_neural_parts:
+    input:
+        metrics=expand(rules.eval_neural_parts.output.metrics, n_primitives=NEURAL_PARTS["primitives"]),
+    output:
+        csv=report(
+            f"results/tables/{DATASET}/neural_parts.csv",
+            caption="../report/neural_parts_table.rst",
+            category="Neural Parts",
+            labels={"table": "IoU and Chamfer-L1 per number of primitives"},
+        ),
+        md=f"results/tables/{DATASET}/neural_parts.md",
+    params:
+        dataset=DATASET,
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=10,
+    log:
+        f"logs/tabulate_neural_parts/{DATASET}.log",
+    benchmark:
+        f"benchmarks/tabulate_neural_parts/{DATASET}.tsv"
+    conda:
+        "../../envs/neural_parts.yaml"
+    script:
+        "../../scripts/tabulate_neural_parts.py"

@@ -1,0 +1,28 @@
+"""Snakemake entry: IoU and Chamfer-L1 of one trained Neural Parts model on the test frames."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    import torch
+
+    from shapepose.neural_parts.evaluate import evaluate_neural_parts
+
+    torch.set_num_threads(snakemake.threads)
+    evaluate_neural_parts(
+        model_path=snakemake.input.model,
+        sequences=list(snakemake.params.sequences),
+        surface=list(snakemake.input.surface),
+        volume=list(snakemake.input.volume),
+        renders=list(snakemake.input.renders),
+        out=snakemake.output.metrics,
+        seed=snakemake.params.seed,
+        device=snakemake.params.device,
+        split=dict(snakemake.params.split),
+        image_size=snakemake.params.image_size,
+        subdivisions=snakemake.params.subdivisions,
+        **snakemake.params.eval,
+    )

@@ -1,0 +1,17 @@
+"""Snakemake entry: the Neural Parts table (IoU, Chamfer-L1 per number of primitives) as CSV and Markdown."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    from shapepose.neural_parts.table import tabulate_neural_parts
+
+    tabulate_neural_parts(
+        list(snakemake.input.metrics),
+        snakemake.output.csv,
+        snakemake.output.md,
+        dataset=snakemake.params.dataset,
+    )

@@ -1,0 +1,127 @@
+"""Training Neural Parts for one number of primitives with the shared trainer (resume, best by val IoU)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from shapepose.errors import InputError
+from shapepose.neural_parts.data import (FrameCache, FrameRef, SequenceFiles, draw_batch,
+                                         frame_tensors, mean_surface_point, split_frames)
+from shapepose.neural_parts.losses import LossConfig, neural_parts_losses
+from shapepose.neural_parts.model import NeuralParts, union_implicit
+from shapepose.neural_parts.metrics import weighted_iou
+from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def build_model(n_primitives: int, model: dict) -> NeuralParts:
+    """The network from the config's `neural_parts.model` section (image_size is the data's)."""
+    return NeuralParts(
+        n_primitives, feature_dim=model["feature_dim"], embedding_dim=model["embedding_dim"],
+        hidden=model["hidden"], radius=model["radius"], pretrained=model.get("pretrained"),
+        freeze_batchnorm=model.get("freeze_batchnorm", False))
+
+
+def sequence_files(sequences: list[str], surface: list[str], volume: list[str],
+                   renders: list[str]) -> list[SequenceFiles]:
+    if not len(sequences) == len(surface) == len(volume) == len(renders):
+        raise ValueError("one surface file, volume file and render directory per sequence")
+    return [SequenceFiles(*row) for row in zip(sequences, surface, volume, renders)]
+
+
+def file_stamp(paths: list[str]) -> list[list]:
+    """(path, size, mtime_ns) of each input: a checkpoint made from other data must not resume."""
+    return [[str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
+
+
+def validation_iou(model: NeuralParts, frames: list[FrameRef], cache: FrameCache,
+                   device: torch.device) -> float:
+    """Mean weighted IoU over `frames`, every stored volume point of each (no grad by the caller)."""
+    ious = []
+    for ref in frames:
+        batch = frame_tensors(cache(ref), device)
+        G = union_implicit(model.implicit(model.conditions(batch["images"]), batch["volume_points"]))
+        ious.append(weighted_iou((G[0] <= 0).cpu().numpy(), batch["inside"][0].cpu().numpy(),
+                                 batch["weights"][0].cpu().numpy()))
+    return float(np.mean(ious))
+
+
+def evenly_spaced(frames: list, limit: int) -> list:
+    if len(frames) <= limit:
+        return list(frames)
+    return [frames[i] for i in np.linspace(0, len(frames) - 1, limit).round().astype(int)]
+
+
+def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list[str],
+                       renders: list[str], out: str, checkpoint_dir: str, n_primitives: int,
+                       seed: int, device: str, split: dict, model: dict, losses: dict,
+                       training: dict) -> dict:
+    """Train on the train split of `sequences` (the test sequences must not be among them) and
+    export the best checkpoint by validation IoU to `out`. Returns the export's `extra`."""
+    device = pick_device(device)
+    files = sequence_files(sequences, surface, volume, renders)
+    frames = split_frames(files, split["test_sequences"], split["val_stride"])
+    if frames["test"]:
+        raise ValueError("test sequences must not be passed to training")
+    if not frames["train"]:
+        raise InputError(surface[0], f"no training frames: every frame went to validation "
+                                     f"(val_stride {split['val_stride']})")
+    cache = FrameCache(model["image_size"], training["cache_frames"])
+    val_frames = evenly_spaced(frames["val"], training["val_frames"])
+    log.info("Neural Parts P%d: %d train, %d val frames (%d used to validate), device %s",
+             n_primitives, len(frames["train"]), len(frames["val"]), len(val_frames), device)
+
+    seed_everything(seed)  # the initial weights follow the config seed
+    net = build_model(n_primitives, model)
+    net.inn.origin.copy_(torch.from_numpy(mean_surface_point(frames["train"], cache)))
+    net.to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=training["lr"])
+    loss_config = LossConfig(**losses)
+    fingerprint = {"n_primitives": n_primitives, "model": model, "losses": asdict(loss_config),
+                   "training": training, "split": split,
+                   "data": file_stamp(surface + volume) + [[r] for r in renders]}
+    trainer = Trainer(
+        checkpoint_dir, fingerprint=fingerprint, modules={"model": net},
+        optimizers={"adam": optimizer}, seed=seed, device=device,
+        config=TrainConfig(max_steps=training["steps"], checkpoint_every=training["checkpoint_every"],
+                           validate_every=training["validate_every"], log_every=training["log_every"],
+                           best_metric="val_iou" if val_frames else None, best_mode="max"))
+
+    def step_fn(step: int) -> dict[str, float]:
+        batch, sphere = draw_batch(
+            frames["train"], cache, seed=seed, step=step, batch_size=training["batch_size"],
+            n_surface=training["surface_points"], n_volume=training["volume_points"],
+            n_sphere=training["sphere_points"], radius=net.radius, device=device)
+        terms = neural_parts_losses(net, batch, sphere, loss_config)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        return {name: float(value.detach()) for name, value in terms.items()}
+
+    def validate_fn() -> dict[str, float]:
+        return {"val_iou": validation_iou(net, val_frames, cache, device)}
+
+    result = trainer.fit(step_fn, validate_fn if val_frames else None)
+    timed = [row["seconds_per_step"] for row in result.history if row.get("seconds_per_step")]
+    if timed:
+        log.info("seconds per training step: %.3f (mean over %d log windows of this run)",
+                 float(np.mean(timed)), len(timed))
+    extra = {"model": dict(model, n_primitives=n_primitives), "n_train_frames": len(frames["train"]),
+             "n_val_frames": len(frames["val"]), "steps": training["steps"],
+             "batch_size": training["batch_size"]}
+    trainer.export(out, which="best", extra=extra)
+    return extra
+
+
+def load_model(exported: dict, device: torch.device) -> NeuralParts:
+    """The network of a file written by `train_neural_parts`, in eval mode on `device`."""
+    args = dict(exported["meta"]["extra"]["model"])
+    net = build_model(args.pop("n_primitives"), dict(args, pretrained=None))
+    net.load_state_dict(exported["model"])
+    return net.to(device).eval()
