@@ -10,6 +10,9 @@ configfile: f"{workflow.basedir}/config.yaml"
 validate(config, schema="workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 wildcard_constraints:
     sequence="[A-Za-z0-9]+_[A-Za-z0-9_]+",
 
@@ -22,6 +25,7 @@ include: "workflow/rules/cars.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/cutouts.smk"
 include: "workflow/rules/neural_parts.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:
@@ -29,4 +33,21 @@ rule all:
         all_mesh_branch_outputs(),
         image_branch_outputs(),
         neural_parts_outputs(),
+        rules.metric_tables.output,
     default_target: True
+
+
+# One branch at a time, e.g. `snakemake --cores 2 mesh_branch`.
+rule mesh_branch:
+    input:
+        all_mesh_branch_outputs(),
+
+
+rule image_branch:
+    input:
+        image_branch_outputs(),
+
+
+rule neural_parts:
+    input:
+        neural_parts_outputs(),

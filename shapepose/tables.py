@@ -9,7 +9,9 @@ from shapepose.io import atomic_file
 
 
 def collect_tables(sections: dict[str, list[str | Path]], out: str | Path, *, title: str) -> None:
-    """Write `out`: one `##` heading per section and, under it, each Markdown table file verbatim.
+    """Write `out`: one `##` heading per section and, under it, each Markdown table file.
+
+    Tables are copied verbatim except that their own headings move one level down.
 
     sections: heading -> Markdown files, in the order given. Images (.png) are linked by a path
     relative to `out`, so the page renders in any Markdown viewer that opens it in place.
@@ -29,7 +31,9 @@ def collect_tables(sections: dict[str, list[str | Path]], out: str | Path, *, ti
                 raise InputError(path, f"cannot read table: {exc}") from None
             if not text.strip():
                 raise InputError(path, "table file is empty")
-            lines += [text.rstrip("\n"), ""]
+            # a table's own headings sit below its section's
+            lines += [("#" + line if line.startswith("#") else line)
+                      for line in text.rstrip("\n").split("\n")] + [""]
     with atomic_file(out) as tmp:
         tmp.write_text("\n".join(lines))
 

@@ -27,10 +27,13 @@ def test_every_rule_names_an_existing_env():
         env = (smk.parent / match.group(1)).resolve()
         assert env.is_file(), f"rule {name}: conda env {env} does not exist"
         rules[name] = env
-    # the text scan must see the same rules as Snakemake itself (rule all aside)
+    # the text scan must see the same rules as Snakemake itself, apart from the target rules
+    # (`all` and one per branch) in the Snakefile, which only name inputs and run nothing
     listed = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split()
-    assert set(listed) - {"all"} == set(rules)
+    targets = set(RULE.findall((ROOT / "Snakefile").read_text()))
+    assert targets == {"all", "mesh_branch", "image_branch", "neural_parts"}
+    assert set(listed) - targets == set(rules)
 
 
 def _pinned(spec: str, sep: str) -> bool:

@@ -13,7 +13,7 @@ def test_collect_tables_keeps_each_table_in_order(tmp_path):
     for p in (a, b, png):
         p.parent.mkdir(parents=True, exist_ok=True)
     a.write_text("| x |\n|---|\n| 1 |\n")
-    b.write_text("| y |\n|---|\n| 2 |\n")
+    b.write_text("## Own heading\n\n| y |\n|---|\n| 2 |\n")
     png.write_bytes(b"\x89PNG")
     out = tmp_path / "tables" / "index.md"
     collect_tables({"Mesh": [a], "Images": [b, png]}, out, title="Metrics")
@@ -21,6 +21,7 @@ def test_collect_tables_keeps_each_table_in_order(tmp_path):
     assert text.startswith("# Metrics\n")
     assert text.index("## Mesh") < text.index("| x |") < text.index("## Images") < text.index("| y |")
     assert "![plot](../b/plot.png)" in text
+    assert "\n### Own heading\n" in text
 
 
 def test_collect_tables_names_an_empty_table(tmp_path):

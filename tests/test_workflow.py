@@ -37,8 +37,14 @@ STAGES = ["extract_meshes", "sample_surface", "sample_volume", "render_meshes"]
 
 
 def snakemake(workdir, *args, config=None, check=True):
+    """Run Snakemake in `workdir`; with a test config and no target named, on the mesh branch.
+
+    The other branches have their own workflow tests (test_workflow_images, _neural_parts).
+    """
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(workdir), *args]
+    if config is not None and all(arg.startswith("-") or arg.isdigit() for arg in args):
+        cmd.append("mesh_branch")
     if config is not None:
         path = Path(workdir) / "test-config.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -69,9 +75,17 @@ def test_default_plan(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     n = len(config["meshes"]["subjects"]) * len(config["meshes"]["sequences"])
     n_demo = len(config["demo_bodies"]["subjects"]) * len(config["demo_bodies"]["sequences"])
+    n_parts = len(config["neural_parts"]["primitives"])
+    shards = config["segmentation"]["shards"]
     assert counts == Counter({"make_demo_sequence": n_demo, "make_demo_bodies": 1,
                               "extract_meshes": n, "sample_surface": n, "sample_volume": n,
-                              "render_meshes": n, "all": 1})
+                              "render_meshes": n,
+                              "make_demo_cars": 1, "train_segmenter": 1, "segment": shards,
+                              "gather_segments": 1, "filter_segments": 1, "fit_frame_ratio": 1,
+                              "normalize_segments": 1, "tabulate_segments": 1,
+                              "train_neural_parts": n_parts, "eval_neural_parts": n_parts,
+                              "export_neural_parts": n_parts, "tabulate_neural_parts": 1,
+                              "metric_tables": 1, "all": 1})
     assert len(wildcards) == n
 
 
@@ -127,7 +141,7 @@ def test_changing_volume_count_plans_only_volume_jobs(tiny_run):
     changed = yaml.safe_load(yaml.safe_dump(TINY))
     changed["volume"]["n_points"] = 900
     counts, wildcards, text = planned_jobs(tiny_run, changed)
-    assert counts == Counter({"sample_volume": len(SEQUENCES), "all": 1}), text
+    assert counts == Counter({"sample_volume": len(SEQUENCES), "mesh_branch": 1}), text
 
 
 def test_replacing_one_demo_sequence_reruns_only_it(tiny_run, tmp_path):
@@ -139,7 +153,7 @@ def test_replacing_one_demo_sequence_reruns_only_it(tiny_run, tmp_path):
     counts, wildcards, text = planned_jobs(work, TINY)
     assert wildcards == {"50004_knees"}, text
     # the assembled DFAUST files are remade too: they hold every demo sequence
-    assert counts == Counter({stage: 1 for stage in STAGES} | {"make_demo_bodies": 1, "all": 1}), text
+    assert counts == Counter({stage: 1 for stage in STAGES} | {"make_demo_bodies": 1, "mesh_branch": 1}), text
 
 
 def test_changing_one_demo_subject_remakes_only_its_sequences(tiny_run, tmp_path):
@@ -150,7 +164,7 @@ def test_changing_one_demo_subject_remakes_only_its_sequences(tiny_run, tmp_path
     counts, wildcards, text = planned_jobs(work, changed)
     assert wildcards == {"50004_knees", "50004_punching"}, text
     assert counts == Counter({stage: 2 for stage in STAGES + ["make_demo_sequence"]}
-                             | {"make_demo_bodies": 1, "all": 1}), text
+                             | {"make_demo_bodies": 1, "mesh_branch": 1}), text
     # and the plan holds once run: one invocation brings everything up to date
     snakemake(work, "--cores", "2", config=changed)
     assert not planned_jobs(work, changed)[0]
@@ -174,7 +188,7 @@ def test_replacing_one_downloaded_sequence_reruns_only_it(tiny_run, tmp_path):
         fh["50002_knees"][:, :, 0] += np.float32(0.001)
     counts, wildcards, text = planned_jobs(work, config)
     assert wildcards == {"50002_knees"}, text
-    assert counts == Counter({stage: 1 for stage in STAGES} | {"all": 1}), text
+    assert counts == Counter({stage: 1 for stage in STAGES} | {"mesh_branch": 1}), text
 
 
 def test_bad_input_fails_the_job_with_one_clear_line(tmp_path):
@@ -224,7 +238,7 @@ def test_real_data_config_plans_the_pairs_the_files_hold(tmp_path):
                                          for sex in "mf"}
     counts, wildcards, text = planned_jobs(tmp_path, config)
     assert wildcards == {"50002_knees", "50002_hips", "50007_knees", "50004_knees"}, text
-    assert counts == Counter({stage: 4 for stage in STAGES} | {"all": 1}), text
+    assert counts == Counter({stage: 4 for stage in STAGES} | {"mesh_branch": 1}), text
     assert "pairs are not in the data" in text
 
 

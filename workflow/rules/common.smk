@@ -134,3 +134,105 @@ def all_mesh_branch_outputs():
         + expand(rules.sample_volume.output.samples, sequence=SEQUENCES)
         + expand(rules.render_meshes.output.renders, sequence=SEQUENCES)
     )
+
+
+# ---- Image branch (seed 002): where its inputs are, and what `all` asks for ---------------------
+
+CARS = config["cars"]["dataset"]
+CARS_DEMO = "demo" in (
+    config["cars"]["synthetic"],
+    config["cars"]["photos"],
+    config["cars"]["segmenter_train"],
+)
+DEMO_CARS_DIR = f"results/demo_cars/{CARS}"
+
+
+def _cars_input(key, demo_output):
+    """A dataset the config names: the demo generator's output, or the downloaded path."""
+    return demo_output if config["cars"][key] == "demo" else config["cars"][key]
+
+
+def synthetic_root():
+    """The DPC-layout folder (renders/, gt/downsampled/, splits/)."""
+    return _cars_input("synthetic", f"{DEMO_CARS_DIR}/synthetic")
+
+
+def photos_root():
+    """The Stanford-Cars-layout root (cars_train/, cars_test/, devkit/)."""
+    return _cars_input("photos", f"{DEMO_CARS_DIR}/photos")
+
+
+def photos_truth():
+    """Ground-truth instances of the demo photos, for scoring only; None for real photos."""
+    return f"{DEMO_CARS_DIR}/photos_truth.json" if config["cars"]["photos"] == "demo" else None
+
+
+def segmenter_train_set():
+    """images/ + instances.json with known masks, or None (COCO weights are used as they are)."""
+    return _cars_input("segmenter_train", f"{DEMO_CARS_DIR}/segmenter_train")
+
+
+
+def segmenter_weights():
+    """The weights `segment` loads: train_segmenter's export, or the configured checkpoint file."""
+    if config["segmentation"]["weights"] == "train":
+        return rules.train_segmenter.output.model
+    return config["segmentation"]["weights"]
+
+
+def segmenter_arch():
+    """How `segment` reads those weights: our export ("demo") or a torchvision COCO state dict."""
+    return "demo" if config["segmentation"]["weights"] == "train" else config["segmentation"]["arch"]
+
+def image_branch_outputs():
+    """Everything the image branch produces that `rule all` asks for."""
+    return [
+        rules.normalize_segments.output.train,
+        rules.normalize_segments.output.test,
+        *rules.tabulate_segments.output,
+    ]
+
+
+# ---- Neural Parts (seed 003): the split by sequence, and what `all` asks for --------------------
+
+NEURAL_PARTS = config["neural_parts"]
+NEURAL_PARTS_DIR = f"results/neural_parts/{DATASET}/P{{n_primitives}}"
+
+
+def _neural_parts_split_sequences():
+    """{"train": sequences of the train and val frames, "test": the test sequences}.
+
+    Test sequences the data lack are skipped with a warning; evaluation then stops on an empty
+    test split with one clear line, rather than the whole plan failing.
+    """
+    test = NEURAL_PARTS["split"]["test_sequences"]
+    absent = [s for s in test if s not in SEQUENCES]
+    if absent:
+        logger.warning(f"shapepose: neural_parts.split.test_sequences {absent} are not in the data")
+    return {
+        "train": [s for s in SEQUENCES if s not in test],
+        "test": [s for s in SEQUENCES if s in test],
+    }
+
+
+NEURAL_PARTS_SEQUENCES = _neural_parts_split_sequences()
+
+
+def neural_parts_inputs(part):
+    """Sample files and render directories of one split's sequences, in NEURAL_PARTS_SEQUENCES order."""
+    sequences = NEURAL_PARTS_SEQUENCES[part]
+    return {
+        "surface": expand(rules.sample_surface.output.samples, sequence=sequences),
+        "volume": expand(rules.sample_volume.output.samples, sequence=sequences),
+        "renders": expand(rules.render_meshes.output.renders, sequence=sequences),
+    }
+
+
+def neural_parts_outputs():
+    """Everything Neural Parts produces that `rule all` asks for."""
+    counts = NEURAL_PARTS["primitives"]
+    return (
+        list(rules.tabulate_neural_parts.output)
+        + expand(rules.export_neural_parts.output.primitives, n_primitives=counts)
+        + expand(rules.export_neural_parts.output.views, n_primitives=counts)
+    )

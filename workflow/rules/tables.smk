@@ -1,0 +1,31 @@
+# Both branches end here: every metric table on one page, the one a reader opens first.
+
+
+rule metric_tables:
+    input:
+        neural_parts=rules.tabulate_neural_parts.output.md,
+        segment_filters=rules.tabulate_segments.output.filters_md,
+        frame_ratio=rules.tabulate_segments.output.ratio_md,
+        frame_ratio_plot=rules.tabulate_segments.output.ratio_png,
+        segmentation_quality=rules.tabulate_segments.output.quality_md,
+    output:
+        index=report(
+            "results/tables/index.md",
+            caption="../report/metric_tables.rst",
+            category="Metric tables",
+        ),
+    params:
+        mesh_dataset=DATASET,
+        cars_dataset=CARS,
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        runtime=5,
+    log:
+        "logs/metric_tables/metric_tables.log",
+    benchmark:
+        "benchmarks/metric_tables/metric_tables.tsv"
+    conda:
+        "../../envs/images.yaml"
+    script:
+        "../../scripts/metric_tables.py"
