@@ -1,0 +1,11 @@
+"""Test-session order: the real-SLURM test goes last.
+
+Once SLURM's client tools are installed but no controller runs (the cluster test stops its
+cluster when done), the SLURM executor plugin, which Snakemake imports on every start, asks
+`scontrol show config` and waits up to 10 s for an answer. Running the cluster test after every
+other workflow test keeps that wait out of their Snakemake calls.
+"""
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.path.name == "test_slurm.py")  # stable: others keep order
