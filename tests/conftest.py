@@ -2,8 +2,9 @@
 
 Once SLURM's client tools are installed but no controller runs (the cluster test stops its
 cluster when done), the SLURM executor plugin, which Snakemake imports on every start, asks
-`scontrol show config` and waits up to 10 s for an answer. Running the cluster test after every
-other workflow test keeps that wait out of their Snakemake calls.
+`scontrol show config` and waits up to 10 s for an answer. .ci/slurm/stop.sh removes the
+slurm.conf it wrote, which ends that; running the cluster test last keeps the other workflow
+tests clear of it even if a stop fails.
 """
 
 

@@ -1,10 +1,12 @@
-"""Fault injection at the workflow level: a killed driver, an unwritable or full output directory.
+"""Fault injection at the workflow level: a killed driver or trainer, damaged checkpoints, an
+unwritable or full output directory.
 
 Each case runs Snakemake on a tiny configuration in a temporary directory, injects one fault,
 checks what a researcher would need to be true afterwards, and records what it saw; at the end
 the cases are written to results/tables/faults.json and rendered by scripts/faults_table.py as
 results/tables/faults.md. The oracle is an uninterrupted run of the same configuration: outputs
-are deterministic, so "recovered" means byte-equal to it.
+are deterministic, so "recovered" means byte-equal to it (for a trained model: every tensor of
+every exported state dict equal).
 """
 
 import contextlib
@@ -13,13 +15,16 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,17 +48,17 @@ TARGETS = [path for s in SEQUENCES for path in (
 VOLUME = "results/samples/tiny/volume/50002_knees.h5"
 
 
-def snakemake_cmd(workdir: Path, *args) -> list[str]:
-    config = workdir / "faults-config.yaml"
-    if not config.exists():
-        config.write_text(yaml.safe_dump(TINY))
+def snakemake_cmd(workdir: Path, *args, config: dict = TINY) -> list[str]:
+    path = workdir / "faults-config.yaml"
+    path.write_text(yaml.safe_dump(config))
     return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-            "--directory", str(workdir), "--configfile", str(config), *args]
+            "--directory", str(workdir), "--configfile", str(path), *args]
 
 
-def snakemake(workdir: Path, *args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True,
-                          **kwargs)
+def snakemake(workdir: Path, *args, config: dict = TINY,
+              **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_cmd(workdir, *args, config=config), capture_output=True,
+                          text=True, **kwargs)
 
 
 def file_digests(workdir: Path) -> dict[str, str]:
@@ -121,11 +126,16 @@ def skipped(row: dict, reason: str) -> None:
 # ---- the uninterrupted run: the oracle ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, str]:
+def reference_dir(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("reference")
     out = snakemake(workdir, "--cores", "2", *TARGETS)
     assert out.returncode == 0, out.stderr[-3000:]
-    return file_digests(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def reference(reference_dir) -> dict[str, str]:
+    return file_digests(reference_dir)
 
 
 # ---- cases -------------------------------------------------------------------------------------
@@ -254,21 +264,205 @@ def test_disk_full_fails_cleanly_and_leaves_nothing(tmp_path, reference, case):
             out = snakemake(tmp_path, "--cores", "2", VOLUME,
                             preexec_fn=_limit_file_size(16 * 1024))
             reason = "File too large"
-        case["expected"] = ("non-zero exit; the rule's log names the file and the reason; "
-                            "no output and no temporary file left")
+        case["expected"] = ("non-zero exit; the rule's log ends with one line naming the file "
+                            "and the reason, no traceback; no output and no temporary file left")
         assert out.returncode != 0
         log = (tmp_path / "logs/sample_volume/tiny/50002_knees.log").read_text()
-        named = [line for line in log.splitlines()
-                 if reason in line and str(target_dir) in line]
-        assert named, log[-3000:]
+        errors = [line for line in log.splitlines() if "ERROR" in line or reason in line]
+        assert len(errors) == 1, log[-3000:]
+        assert errors[0].startswith(f"ERROR: cannot write {VOLUME}: {reason}"), errors
+        assert "Traceback" not in log and "Exception ignored" not in log, log[-3000:]
         assert "Error in rule sample_volume" in out.stderr
         assert not (tmp_path / VOLUME).exists()
         assert file_digests(tmp_path) == upstream and not partials(tmp_path)
-        noise = sum(line.startswith("Traceback") for line in log.splitlines())
     rerun = snakemake(tmp_path, "--cores", "2", VOLUME)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert file_digests(tmp_path)[VOLUME] == reference[VOLUME]
-    case["observed"] = (f"exit {out.returncode}; log names the temporary file and '{reason}' "
-                        f"(among {noise} h5py tracebacks: not yet one line); nothing left; "
-                        "rerun with space succeeds")
+    case["observed"] = (f"exit {out.returncode}; the log's one error line: '{errors[0]}'; "
+                        "nothing left; rerun with space succeeds")
+    survived(case)
+
+
+# ---- training jobs: killed, terminated, a damaged checkpoint -----------------------------------
+
+# Neural Parts on the mesh branch's tiny outputs (the same files the reference run built), small
+# enough that a training job runs for a few seconds and checkpoints every few steps.
+TRAIN = {**TINY, "neural_parts": {
+    "primitives": [1],
+    "split": {"test_sequences": ["50002_jumping_jacks"], "val_stride": 2},
+    "sphere_subdivisions": 1,
+    # frozen batch norm: batch statistics of one 1 x 1 feature map do not exist
+    "model": {"image_size": 32, "feature_dim": 8, "embedding_dim": 8, "hidden": 16,
+              "freeze_batchnorm": True},
+    "training": {"steps": 30, "batch_size": 1, "surface_points": 100, "volume_points": 200,
+                 "sphere_points": 20, "checkpoint_every": 3, "validate_every": 10,
+                 "log_every": 1, "val_frames": 1},
+}}
+MODEL = "results/neural_parts/tiny/P1/model.pt"
+TRAIN_LOG = "logs/train_neural_parts/tiny/P1.log"
+CHECKPOINTS = "results/checkpoints/neural_parts/tiny/P1"
+
+
+def train_cmd(workdir: Path, *args) -> list[str]:
+    return snakemake_cmd(workdir, "--cores", "1", *args, MODEL, config=TRAIN)
+
+
+def weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The exported state dicts of a model file (its metadata names input mtimes: not compared)."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    return {name: state for name, state in data.items() if name != "meta"}
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[m].keys() == b[m].keys() and all(torch.equal(a[m][k], b[m][k]) for k in a[m])
+        for m in a)
+
+
+def checkpoint_steps(workdir: Path) -> list[int]:
+    return sorted(int(p.stem.split("_")[1]) for p in (workdir / CHECKPOINTS).glob("step_*.pt"))
+
+
+def logged_step(workdir: Path) -> int:
+    """The last step the training log reports (log_every is 1), 0 before the first."""
+    log = workdir / TRAIN_LOG
+    steps = re.findall(r"step (\d+)/\d+:", log.read_text()) if log.exists() else []
+    return int(steps[-1]) if steps else 0
+
+
+def resumed_from(workdir: Path) -> list[int]:
+    return [int(n) for n in re.findall(r"resuming from step (\d+)",
+                                       (workdir / TRAIN_LOG).read_text())]
+
+
+def trainer_process(driver: subprocess.Popen) -> psutil.Process | None:
+    """The python process running the rule's script, among the driver's descendants."""
+    for child in psutil.Process(driver.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.name().startswith("python") and any(
+                    "train_neural_parts" in part for part in child.cmdline()):
+                return child
+    return None
+
+
+def start_training(workdir: Path, until, *, new_session: bool = False):
+    """Start the training job under Snakemake; return (driver, trainer) once `until()` holds.
+
+    Fails when the job ends first: the fault must hit it mid-way.
+    """
+    log = open(workdir / "driver.log", "w")
+    driver = subprocess.Popen(train_cmd(workdir), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=new_session)
+    log.close()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if until():
+            trainer = trainer_process(driver)
+            if trainer is not None:
+                return driver, trainer
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        driver.kill()
+    driver.wait()
+    raise AssertionError("training ended before the fault could be injected:\n"
+                         + (workdir / "driver.log").read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def trained(reference_dir, tmp_path_factory) -> dict:
+    """Weights of an uninterrupted training run on the reference run's samples and renders."""
+    workdir = tmp_path_factory.mktemp("trained")
+    shutil.copytree(reference_dir, workdir, symlinks=True, dirs_exist_ok=True)
+    out = subprocess.run(train_cmd(workdir), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not resumed_from(workdir)
+    return weights(workdir / MODEL)
+
+
+@pytest.fixture
+def train_dir(reference_dir, tmp_path) -> Path:
+    """A workdir where everything upstream of training is done (a copy keeps mtimes)."""
+    shutil.copytree(reference_dir, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path
+
+
+def test_killed_training_job_resumes_from_its_last_checkpoint(train_dir, trained, case):
+    every = TRAIN["neural_parts"]["training"]["checkpoint_every"]
+    case["injected"] = ("SIGKILL to the snakemake process group while train_neural_parts runs "
+                        f"(>= 2 steps past a checkpoint; checkpoint_every {every})")
+    case["expected"] = ("after --unlock, --rerun-incomplete resumes from the newest checkpoint "
+                        "(step N > 0); final weights equal an uninterrupted run's")
+    driver, _ = start_training(
+        train_dir, lambda: checkpoint_steps(train_dir) and
+        logged_step(train_dir) >= checkpoint_steps(train_dir)[-1] + 2, new_session=True)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    reached = logged_step(train_dir)
+    saved = checkpoint_steps(train_dir)
+    assert not (train_dir / MODEL).exists()
+    assert snakemake(train_dir, "--unlock", MODEL, config=TRAIN).returncode == 0
+    rerun = subprocess.run(train_cmd(train_dir, "--rerun-incomplete"), capture_output=True,
+                           text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    # the newest checkpoint on disk when the job died: at most checkpoint_every - 1 steps lost
+    assert resumed_from(train_dir) == [saved[-1]] and 0 < saved[-1] <= reached < saved[-1] + every
+    assert same_weights(weights(train_dir / MODEL), trained)
+    case["observed"] = (f"killed at step {reached} of 30; rerun resumed from step {saved[-1]} "
+                        f"({reached - saved[-1]} step(s) redone); model.pt weights equal the "
+                        "uninterrupted run's")
+    survived(case)
+
+
+def test_terminated_training_job_checkpoints_and_resumes(train_dir, trained, case):
+    case["injected"] = "SIGTERM to the train_neural_parts python process mid-way"
+    case["expected"] = ("a checkpoint at the step reached, job exits non-zero and Snakemake "
+                        "reports it failed; the rerun resumes there; weights equal")
+    driver, trainer = start_training(
+        train_dir, lambda: checkpoint_steps(train_dir) and logged_step(train_dir) >= 4)
+    trainer.send_signal(signal.SIGTERM)
+    driver.wait()
+    stopped = [int(n) for n in re.findall(r"SIGTERM: stopped after step (\d+)",
+                                          (train_dir / TRAIN_LOG).read_text())]
+    driver_log = (train_dir / "driver.log").read_text()
+    assert driver.returncode != 0, driver_log[-3000:]
+    assert "Error in rule train_neural_parts" in driver_log, driver_log[-3000:]
+    assert len(stopped) == 1 and stopped[0] in checkpoint_steps(train_dir), stopped
+    assert not (train_dir / MODEL).exists()
+    rerun = subprocess.run(train_cmd(train_dir), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert resumed_from(train_dir) == stopped
+    assert same_weights(weights(train_dir / MODEL), trained)
+    exit_status = re.search(r"exit status (\d+)|returned non-zero exit status (\d+)", driver_log)
+    status = next((g for g in exit_status.groups() if g), "?") if exit_status else "non-zero"
+    case["observed"] = (f"checkpoint step_{stopped[0]:08d}.pt written, job exit {status}, "
+                        f"snakemake exit {driver.returncode} with 'Error in rule "
+                        f"train_neural_parts'; rerun resumed from step {stopped[0]}; weights "
+                        "equal the uninterrupted run's")
+    survived(case)
+
+
+def test_truncated_checkpoint_is_named_and_the_previous_one_used(train_dir, trained, case):
+    case["injected"] = ("the training job SIGKILLed after >= 2 checkpoints, then the newest "
+                        "checkpoint truncated to half its size")
+    case["expected"] = ("one log line naming the truncated file; training continues from the "
+                        "previous good checkpoint; weights equal")
+    driver, trainer = start_training(train_dir, lambda: len(checkpoint_steps(train_dir)) >= 2)
+    trainer.kill()
+    driver.wait()
+    assert driver.returncode != 0 and not (train_dir / MODEL).exists()
+    *_, previous, newest = checkpoint_steps(train_dir)
+    damaged = Path(CHECKPOINTS) / f"step_{newest:08d}.pt"
+    size = (train_dir / damaged).stat().st_size
+    os.truncate(train_dir / damaged, size // 2)
+    rerun = subprocess.run(train_cmd(train_dir), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    log = (train_dir / TRAIN_LOG).read_text().splitlines()
+    named = [line for line in log if str(damaged) in line]
+    assert len(named) == 1 and "unreadable" in named[0] and "ERROR" in named[0], named
+    assert resumed_from(train_dir) == [previous]
+    assert same_weights(weights(train_dir / MODEL), trained)
+    # set aside for inspection, not deleted
+    assert (train_dir / CHECKPOINTS / "corrupt" / damaged.name).exists()
+    case["observed"] = (f"{named[0].split(': ', 1)[-1]}; resumed from step {previous}; "
+                        "weights equal the uninterrupted run's")
     survived(case)

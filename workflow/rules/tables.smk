@@ -17,6 +17,7 @@ rule metric_tables:
     params:
         mesh_dataset=DATASET,
         cars_dataset=CARS,
+    # Markdown from the tables already written: 0.14 s measured; the interpreter is most of it.
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 500 * attempt,
