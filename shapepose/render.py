@@ -344,10 +344,7 @@ class Renderer:
         with self._ctx:
             self._release_mesh_buffers()
             for fbo in (self._ms_fbo, self._fbo):
-                for attachment in (*fbo.color_attachments, fbo.depth_attachment):
-                    if attachment is not None:
-                        attachment.release()
-                fbo.release()
+                release_framebuffer(fbo)
             self._program.release()
         self._ctx.release()
         self._ctx = None
@@ -357,6 +354,14 @@ class Renderer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def release_framebuffer(fbo: moderngl.Framebuffer) -> None:
+    """Release a framebuffer and its attachments (moderngl leaves those to the caller)."""
+    for attachment in (*fbo.color_attachments, fbo.depth_attachment):
+        if attachment is not None:
+            attachment.release()
+    fbo.release()
 
 
 def _unpremultiply(rgba: np.ndarray) -> np.ndarray:

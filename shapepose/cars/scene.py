@@ -14,7 +14,8 @@ import moderngl
 import numpy as np
 
 from shapepose.cars.meshes import Part
-from shapepose.render import Camera, _create_context, _unpremultiply, vertex_normals
+from shapepose.render import (Camera, _create_context, _unpremultiply, release_framebuffer,
+                              vertex_normals)
 
 MAX_LIGHTS = 4
 
@@ -180,10 +181,7 @@ class SceneRenderer:
             return
         with self._ctx:
             for fbo in (self._ms_fbo, self._fbo, self._id_fbo):
-                for attachment in (*fbo.color_attachments, fbo.depth_attachment):
-                    if attachment is not None:
-                        attachment.release()
-                fbo.release()
+                release_framebuffer(fbo)
             self._program.release()
         self._ctx.release()
         self._ctx = None
