@@ -13,6 +13,8 @@ import pytest
 import yaml
 from PIL import Image
 
+from jobstats import job_counts
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
 
@@ -59,13 +61,7 @@ def planned_jobs(workdir, config=None):
     """{rule: count} and the wildcards of each planned job, from a dry run's output."""
     out = snakemake(workdir, "-n", config=config)
     text = out.stdout + out.stderr
-    counts = Counter()
-    table = re.search(r"Job stats:\n(.*?)\n\n", text, re.S)
-    if table:
-        for line in table.group(1).splitlines()[2:]:
-            parts = line.split()
-            if len(parts) == 2 and parts[0] != "total":
-                counts[parts[0]] = int(parts[1])
+    counts = job_counts(text)
     wildcards = re.findall(r"wildcards: sequence=(\S+)", text)
     return counts, set(wildcards), text
 

@@ -1,7 +1,6 @@
 """The image branch through Snakemake on a tiny demo: every stage runs, and reruns stay local."""
 
 import csv
-import re
 import subprocess
 import sys
 from collections import Counter
@@ -12,6 +11,8 @@ import yaml
 
 from shapepose.images.instances import read_instances
 from shapepose.images.stanford import read_stanford_cars
+
+from jobstats import job_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
@@ -44,12 +45,7 @@ def snakemake(workdir, *args, config):
 
 def planned(workdir, config):
     text = snakemake(workdir, "-n", config=config)
-    table = re.search(r"Job stats:\n(.*?)\n\n", text, re.S)
-    counts = Counter()
-    for line in table.group(1).splitlines()[2:] if table else []:
-        parts = line.split()
-        if len(parts) == 2 and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
+    counts = job_counts(text)
     return counts, text
 
 

@@ -13,6 +13,8 @@ import trimesh
 import yaml
 from PIL import Image
 
+from jobstats import job_counts
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
 
@@ -67,13 +69,7 @@ def planned(workdir, config):
     """{rule: count} and the n_primitives wildcards of the jobs a dry run plans."""
     text = snakemake(workdir, "-n", config=config)
     text = text.stdout + text.stderr
-    counts = Counter()
-    table = re.search(r"Job stats:\n(.*?)\n\n", text, re.S)
-    if table:
-        for line in table.group(1).splitlines()[2:]:
-            parts = line.split()
-            if len(parts) == 2 and parts[0] != "total":
-                counts[parts[0]] = int(parts[1])
+    counts = job_counts(text)
     return counts, set(re.findall(r"wildcards: n_primitives=(\d+)", text)), text
 
 
