@@ -204,17 +204,3 @@ def shapenet_normalize(parts: list[Part], diagonal: float = 1.0) -> list[Part]:
     low, high = vertices.min(axis=0), vertices.max(axis=0)
     scale = diagonal / np.linalg.norm(high - low)
     return transform_parts(parts, np.eye(3), -scale * (low + high) / 2, scale)
-
-
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """n points uniformly distributed over the surface by area: (n, 3) float32."""
-    tri = np.asarray(vertices, np.float64)[faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    chosen = rng.choice(len(faces), size=n, p=area / area.sum())
-    u, v = rng.random(n), rng.random(n)
-    flip = u + v > 1  # fold the unit square onto the triangle
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    t = tri[chosen]
-    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-    return points.astype(np.float32)

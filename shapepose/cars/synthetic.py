@@ -15,11 +15,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from shapepose.cars.meshes import CAR, TRUCK, car_parts, merge_parts, sample_car_shape, sample_surface, shapenet_normalize
+from shapepose.cars.meshes import CAR, TRUCK, car_parts, merge_parts, sample_car_shape, shapenet_normalize
 from shapepose.cars.scene import SceneRenderer, random_lighting
 from shapepose.images.matfile import save_mat
 from shapepose.images.dpc import CAMERA_DISTANCE, CAR_CATEGORY, FOCAL_LENGTH, SHAPENET_TO_BLENDER, SPLITS
 from shapepose.render import Camera
+from shapepose.sampling.surface import sample_on_faces
 from shapepose.seeding import derive_rng
 
 DPC_FOV_Y = float(2 * np.degrees(np.arctan(1 / FOCAL_LENGTH)))  # 56.1 degrees
@@ -82,7 +83,9 @@ def write_synthetic(root: Path, *, seed: int, models: int, views: int, image_siz
                                  {"extrinsic": extrinsic, "pos": pos.reshape(1, 3)})
                 alpha = rgba[..., 3]
                 ratios.append(np.count_nonzero(alpha) / max(np.count_nonzero(alpha == 0), 1))
-            points = sample_surface(vertices, faces, gt_points, rng)
+            points = sample_on_faces(vertices, faces, gt_points, rng)[0]
+            # rows come grouped by face; a reader taking a prefix must still get a uniform draw
+            points = points[rng.permutation(len(points))].astype(np.float32)
             save_mat(gt_dir / f"{ident}.mat", {"points": points})
             ids.append(ident)
     splits = split_models(ids, split, derive_rng(seed, "demo_cars", "synthetic", "split"))

@@ -14,6 +14,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from shapepose.neural_parts.model import NeuralParts, sphere_mesh
+from shapepose.sampling.surface import sample_on_faces
 
 # Candidates drawn per wanted point on the union of the primitive meshes: the ones inside another
 # primitive are dropped, and enough must remain.
@@ -52,17 +53,6 @@ def primitive_meshes(model: NeuralParts, condition: torch.Tensor,
     return mapped.cpu().numpy(), faces
 
 
-def sample_on_triangles(triangles: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n points uniform by area on triangles (T, 3, 3): (n, 3) float64, and their triangle (n,)."""
-    areas = 0.5 * np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0],
-                                          triangles[:, 2] - triangles[:, 0]), axis=1)
-    which = rng.choice(len(triangles), size=n, p=areas / areas.sum())
-    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
-    a, b, c = (triangles[which, k] for k in range(3))
-    points = (1 - r1)[:, None] * a + (r1 * (1 - r2))[:, None] * b + (r1 * r2)[:, None] * c
-    return points, which
-
-
 def predicted_surface(model: NeuralParts, condition: torch.Tensor, n_points: int,
                       rng: np.random.Generator, subdivisions: int) -> np.ndarray:
     """n_points on the surface of the union of primitives: (n_points, 3) float64.
@@ -73,10 +63,12 @@ def predicted_surface(model: NeuralParts, condition: torch.Tensor, n_points: int
     few remain).
     """
     vertices, faces = primitive_meshes(model, condition, subdivisions)
-    m, f = len(vertices), len(faces)
-    triangles = vertices[:, faces].reshape(m * f, 3, 3).astype(np.float64)
-    candidates, which = sample_on_triangles(triangles, OVERSAMPLE * n_points, rng)
-    owner = which // f
+    m, v = len(vertices), vertices.shape[1]
+    # all primitives as one mesh: primitive k's faces index its own block of vertices
+    union_faces = (faces[None] + v * np.arange(m)[:, None, None]).reshape(-1, 3)
+    candidates, which = sample_on_faces(vertices.reshape(m * v, 3), union_faces,
+                                        OVERSAMPLE * n_points, rng)
+    owner = which // len(faces)
     points = torch.from_numpy(candidates.astype(np.float32)).to(condition.device)
     with torch.no_grad():
         g = model.implicit(condition, points[None])[0].cpu().numpy()  # (M, C)

@@ -5,24 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def sample_surface(
+def sample_on_faces(
     vertices: np.ndarray, faces: np.ndarray, n_points: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw n_points uniformly over the surface area of the mesh.
+    """Draw n_points uniformly over the surface area: points (N, 3) float64 and their faces (N,).
 
-    vertices: (V, 3) float, faces: (F, 3) int, outward oriented. Returns points (N, 3) float64 and
-    normals (N, 3) float64, the unit normal of the face each point lies on; for the polyhedral
-    surface these are its exact normals. Zero-area faces are never chosen.
-
-    Rows come grouped by face: as a set they are N independent area-uniform draws, so take random
-    rows, not a prefix.
+    vertices: (V, 3) float, faces: (F, 3) int. Zero-area faces are never chosen. Rows come
+    grouped by face: as a set they are N independent area-uniform draws, so take random rows, not
+    a prefix.
     """
     triangles = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
     # Per face: a corner and the two edges leaving it, gathered once per point below.
     frames = np.stack([triangles[:, 0], triangles[:, 1] - triangles[:, 0],
                        triangles[:, 2] - triangles[:, 0]], axis=1)  # (F, 3, 3)
-    cross = np.cross(frames[:, 1], frames[:, 2])  # (F, 3), length twice the area
-    doubled_area = np.linalg.norm(cross, axis=1)
+    doubled_area = np.linalg.norm(np.cross(frames[:, 1], frames[:, 2]), axis=1)
     total = doubled_area.sum()
     if not total > 0:
         raise ValueError("the mesh has no surface area to sample")
@@ -36,6 +32,19 @@ def sample_surface(
     t = rng.random(n_points)
     coefficients = np.stack([np.ones(n_points), s * (1.0 - t), s * t], axis=1)  # (N, 3)
     points = np.einsum("nk,nkd->nd", coefficients, np.take(frames, chosen, axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):  # zero-area faces are never chosen
-        unit = cross / doubled_area[:, None]
-    return points, np.take(unit, chosen, axis=0)
+    return points, chosen
+
+
+def sample_surface(
+    vertices: np.ndarray, faces: np.ndarray, n_points: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw n_points uniformly over the surface area of the mesh, with their face normals.
+
+    vertices: (V, 3) float, faces: (F, 3) int, outward oriented. Returns points (N, 3) float64 and
+    normals (N, 3) float64, the unit normal of the face each point lies on; for the polyhedral
+    surface these are its exact normals. See `sample_on_faces` for the draw.
+    """
+    points, chosen = sample_on_faces(vertices, faces, n_points, rng)
+    triangles = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)[chosen]]
+    cross = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    return points, cross / np.linalg.norm(cross, axis=1, keepdims=True)
