@@ -30,7 +30,8 @@ from tqdm import tqdm
 from shapepose.errors import InputError
 from shapepose.io.atomic import atomic_file
 from shapepose.training.checkpoint import (
-    CheckpointDir, CheckpointUnreadable, TrainingError, capture_rng_state, fingerprint_hash,
+    KEEP_PERIODIC, CheckpointDir, CheckpointUnreadable, TrainingError, capture_rng_state,
+    fingerprint_hash,
     read_checkpoint, restore_rng_state, seed_everything, step_name, write_checkpoint,
     write_history)
 from shapepose.training.device import pick_device
@@ -52,12 +53,22 @@ class TrainConfig:
     log_every: int = 10
     best_metric: str | None = None
     best_mode: str = "min"
+    # periodic checkpoints kept beside best.pt; 1 keeps only the latest (the disk-frugal setting)
+    keep_last: int = KEEP_PERIODIC
+    # history.csv gets a row of mean losses every `record_every` steps (None: every log line)
+    record_every: int | None = None
+    # also write the recorded losses and metrics as TensorBoard scalars, when it is installed
+    tensorboard: bool = True
 
     def __post_init__(self):
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.checkpoint_every < 1 or self.log_every < 1:
             raise ValueError("checkpoint_every and log_every must be >= 1")
+        if self.keep_last < 1:
+            raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
+        if self.record_every is not None and self.record_every < 1:
+            raise ValueError(f"record_every must be >= 1, got {self.record_every}")
         if self.validate_every < 0:
             raise ValueError(f"validate_every must be >= 0, got {self.validate_every}")
         if self.best_mode not in ("min", "max"):
@@ -89,6 +100,9 @@ class _Progress:
     # Sums of the losses since the last log line: a resume mid-window must log the same means.
     window_sums: dict[str, float] = field(default_factory=dict)
     window_count: int = 0
+    # The same for the window of the next history row, when rows are recorded more often.
+    record_sums: dict[str, float] = field(default_factory=dict)
+    record_count: int = 0
 
 
 class Trainer:
@@ -125,6 +139,7 @@ class Trainer:
         self.config = config
         self.device = device if isinstance(device, torch.device) else pick_device(device or "auto")
         self._stop_requested = False
+        self._writer = None
         self._window_timer = (0.0, 0)  # (start time, steps) of the current log window, this run
 
     @property
@@ -148,12 +163,36 @@ class Trainer:
             return self._result(progress, resumed_from)
 
         previous_handler = self._install_sigterm_handler()
+        self._writer = self._open_tensorboard(progress.step)
         try:
             self._run(step_fn, validate_fn, progress)
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGTERM, previous_handler)
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         return self._result(progress, resumed_from)
+
+    def _open_tensorboard(self, step: int):
+        """A SummaryWriter in <checkpoint_dir>/tensorboard when tensorboard is installed, else None.
+
+        `purge_step` drops events a killed run wrote after the checkpoint it resumes from.
+        """
+        if not self.config.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return SummaryWriter(str(self.checkpoint_dir / "tensorboard"), purge_step=step)
+
+    def _tensorboard(self, row: dict) -> None:
+        if self._writer is None:
+            return
+        for group in ("losses", "metrics"):
+            for name, value in row[group].items():
+                self._writer.add_scalar(f"{group}/{name}", value, row["step"])
 
     def _run(self, step_fn: StepFn, validate_fn: ValidateFn | None, progress: _Progress) -> None:
         cfg = self.config
@@ -183,7 +222,9 @@ class Trainer:
         progress.step += 1
         for name, value in losses.items():
             progress.window_sums[name] = progress.window_sums.get(name, 0.0) + value
+            progress.record_sums[name] = progress.record_sums.get(name, 0.0) + value
         progress.window_count += 1
+        progress.record_count += 1
         start, steps = self._window_timer
         self._window_timer = (start, steps + 1)
 
@@ -195,16 +236,23 @@ class Trainer:
         validate = validate_fn is not None and cfg.validate_every > 0 and (
             done % cfg.validate_every == 0 or finished)
         logged = done % cfg.log_every == 0 or finished
+        record_every = cfg.record_every or cfg.log_every
+        recorded = done % record_every == 0 or finished
         if validate:
             row["metrics"] = self._validate(validate_fn, progress)
         if logged:
             start, steps = self._window_timer
             seconds = (time.perf_counter() - start) / max(steps, 1)
-            row["losses"] = self._log_window(progress, seconds)
+            self._log_window(progress, seconds)
             row["seconds_per_step"] = round(seconds, 6)
             self._window_timer = (time.perf_counter(), 0)
-        if validate or logged:
+        if recorded:
+            count = max(progress.record_count, 1)
+            row["losses"] = {k: v / count for k, v in progress.record_sums.items()}
+            progress.record_sums, progress.record_count = {}, 0
+        if validate or logged or recorded:
             progress.history.append(row)
+            self._tensorboard(row)
 
     def _checked_losses(self, losses: Mapping[str, float], step: int) -> dict[str, float]:
         """Losses as floats; the first non-finite one stops training before it is checkpointed."""
@@ -301,7 +349,7 @@ class Trainer:
     def _save_periodic(self, progress: _Progress) -> Path:
         path = self.checkpoint_dir / step_name(progress.step)
         self._write(path, progress)
-        self.store.prune()
+        self.store.prune(self.config.keep_last)
         try:
             write_history(self.store.history_path, progress.history)
         except OSError as exc:
