@@ -1,0 +1,154 @@
+"""The generator and discriminator objectives of seed 002 chapter 4 and the stabilizers of seed 004.
+
+Images are RGB tensors (B, 3, H, W) in [-1, 1]; -1 is "nothing" (seed 002 section 4.2).
+
+Norms: the thesis's |.|_1 is the stock implementation's L1 loss, the mean absolute difference over
+the elements of one sample; "squared L1" squares that per-sample mean, and the expectation over
+samples is the batch mean. Discriminators output a grid of patch scores (30 x 30 for a 256-px
+input); the LSGAN terms take the mean square over the patches (section 4.3).
+
+Labels: discriminators map real images to 1 and generated ones to 0, for both D_X and D_Y (the
+thesis's nomenclature and the stock code). Its printed V_LSGAN_{D_X} swaps the two labels for
+D_X, which is the same game under D -> 1 - D, and would contradict the nomenclature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# Alpha(x) = 1 where any RGB channel is above "nothing". The thesis's test is "> -1" on RGB values
+# that were 8-bit integers mapped to [-1, 1]; a generated value counts as nothing when it writes
+# as 8-bit 0, i.e. below -1 + 1/255. On 8-bit inputs (-1 or >= -1 + 2/255) both tests agree.
+ALPHA_THRESHOLD = -1.0 + 1.0 / 255.0
+
+
+def to_signed(rgb_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1] (0 -> -1, 255 -> 1)."""
+    return rgb_uint8.movedim(-1, -3).float().div(127.5).sub(1.0)
+
+
+def to_uint8(signed: torch.Tensor) -> torch.Tensor:
+    """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3), rounding to nearest."""
+    return signed.detach().clamp(-1, 1).add(1.0).mul(127.5).round().to(torch.uint8).movedim(-3, -1)
+
+
+def alpha_mask(x: torch.Tensor) -> torch.Tensor:
+    """Seed 002's Alpha: (B, 3, H, W) -> (B, 1, H, W), 1.0 where any channel is above nothing."""
+    return (x.amax(dim=1, keepdim=True) > ALPHA_THRESHOLD).to(x.dtype)
+
+
+def alpha_straight_through(x: torch.Tensor) -> torch.Tensor:
+    """Alpha(x) in the forward pass; in the backward pass the derivative of (max_c x + 1) / 2.
+
+    Alpha is a step, whose derivative is zero wherever it exists, so the alpha loss as written
+    would not move the generator at all. The straight-through estimator keeps the loss's value
+    exactly as written and lets its gradient push a pixel's brightest channel down where the
+    output should be nothing and up where it should be something.
+    """
+    soft = (x.amax(dim=1, keepdim=True) + 1.0) / 2.0
+    return alpha_mask(x) + (soft - soft.detach())
+
+
+def mean_abs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b|_1 per sample as the stock L1 loss computes it (mean over elements), batch mean."""
+    return (a - b).abs().mean()
+
+
+def squared_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """E over samples of (|a_i - b_i|_1)^2, each sample's L1 a mean over its elements."""
+    per_sample = (a - b).abs().flatten(1).mean(dim=1)
+    return per_sample.square().mean()
+
+
+def lsgan_discriminator(real_scores: torch.Tensor, fake_scores: torch.Tensor,
+                        real_label: float = 1.0) -> torch.Tensor:
+    """1/2 E[(D(real) - real_label)^2] + 1/2 E[D(fake)^2]: the halved discriminator objective.
+
+    `real_label` < 1 is seed 004's one-sided label smoothing (0.9: penalize D above 0.9 on real
+    images); fake images keep the label 0.
+    """
+    return 0.5 * (real_scores - real_label).square().mean() + 0.5 * fake_scores.square().mean()
+
+
+def lsgan_generator(fake_scores: torch.Tensor) -> torch.Tensor:
+    """E[(1 - D(G(x)))^2]: the generator wants its images scored as real."""
+    return (1.0 - fake_scores).square().mean()
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                     fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """E[(|grad D(x_hat)|_2 - 1)^2], x_hat = e real + (1 - e) fake, e ~ U[0, 1] per sample.
+
+    Seed 004's gradient penalty (Gulrajani et al.). A PatchGAN critic scores many patches; D(x_hat)
+    here is the mean patch score, the quantity the LSGAN terms average. Multiply by the weight.
+    """
+    eps = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device="cpu").to(real)
+    mixed = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed).flatten(1).mean(dim=1)
+    grad, = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Seed 002 table 6.1's hyper-parameters (the experiment's loss weights)."""
+
+    lambda_A: float = 10.0
+    lambda_B: float = 10.0
+    lambda_idt: float = 0.1
+    lambda_alpha_G: float = 0.0
+    lambda_alpha_F: float = 0.0
+    lambda_resdist_G: float = 0.0
+    lambda_resdist_F: float = 0.0
+
+    def __post_init__(self):
+        for name, value in vars(self).items():
+            if value < 0:
+                raise ValueError(f"loss weight {name} must be >= 0, got {value}")
+
+    @property
+    def uses_features(self) -> bool:
+        return self.lambda_resdist_G > 0 or self.lambda_resdist_F > 0
+
+
+def generator_terms(x: torch.Tensor, y: torch.Tensor, G: nn.Module, F: nn.Module,
+                    D_X: nn.Module, D_Y: nn.Module, w: LossWeights,
+                    phi: Callable[[torch.Tensor], torch.Tensor] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Every term of L_Generators (section 4.1.3), weighted; and the images made on the way.
+
+    Returns ({term: value, "total": sum}, {"fake_y": G(x), "fake_x": F(y), "rec_x", "rec_y"}).
+    Terms with weight 0 are not computed (the identity and feature passes cost time).
+    """
+    fake_y, fake_x = G(x), F(y)
+    rec_x, rec_y = F(fake_y), G(fake_x)
+    terms = {
+        "gan_G": lsgan_generator(D_Y(fake_y)),
+        "gan_F": lsgan_generator(D_X(fake_x)),
+        "cycle_A": w.lambda_A * mean_abs(x, rec_x),
+        "cycle_B": w.lambda_B * mean_abs(y, rec_y),
+    }
+    if w.lambda_idt > 0:
+        terms["idt_G"] = w.lambda_B * w.lambda_idt * mean_abs(y, G(y))
+        terms["idt_F"] = w.lambda_A * w.lambda_idt * mean_abs(x, F(x))
+    if w.lambda_alpha_G > 0:
+        terms["alpha_G"] = w.lambda_alpha_G * squared_l1(alpha_mask(x), alpha_straight_through(fake_y))
+    if w.lambda_alpha_F > 0:
+        terms["alpha_F"] = w.lambda_alpha_F * squared_l1(alpha_mask(y), alpha_straight_through(fake_x))
+    if w.uses_features:
+        if phi is None:
+            raise ValueError("ResNet feature distance weights are > 0 but no feature extractor given")
+        if w.lambda_resdist_G > 0:
+            with torch.no_grad():
+                target = phi(x)
+            terms["resdist_G"] = w.lambda_resdist_G * squared_l1(target, phi(fake_y))
+        if w.lambda_resdist_F > 0:
+            with torch.no_grad():
+                target = phi(y)
+            terms["resdist_F"] = w.lambda_resdist_F * squared_l1(target, phi(fake_x))
+    terms["total"] = sum(terms.values())
+    return terms, {"fake_y": fake_y, "fake_x": fake_x, "rec_x": rec_x, "rec_y": rec_y}

@@ -1,0 +1,314 @@
+"""Training the annotation-invariant CycleGAN (seed 002 chapter 4, section 6.1.1) with seed 004's
+stabilizers, on the shared trainer (resume, SIGTERM, best checkpoint, history).
+
+One step is the stock CycleGAN update: both generators on L_Generators with the discriminators
+frozen, then both discriminators on their halved LSGAN objectives against pooled fakes (plus the
+gradient penalty when its weight is > 0). Learning rates are a pure function of the step (TTUR:
+separate generator and discriminator rates, optionally decaying linearly to a final rate), so
+nothing but the weights, optimizers, pools and the trainer's own state needs checkpointing.
+
+Best checkpoint ("val_score", lower is better), on the synthetic validation split:
+    val_score = fd_ratio + 100 * max(0, alpha_disagreement - alpha_tolerance)
+`alpha_disagreement` is the share of pixels whose Alpha differs between x and G(x): the
+annotations the downstream model learns from are the silhouettes, so a generator that moves
+them is unusable however real it looks (each percent over the tolerance costs a whole unit).
+`fd_ratio` measures realism without a learned critic that drifts during training: a Frechet
+distance with diagonal covariances between globally pooled Phi features of G(X_val) and of the
+real training cut-outs, divided by the same distance for the unstylized X_val (1 = no closer to
+the real images than the synthetic renders were, 0 = indistinguishable by these statistics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from shapepose.errors import InputError
+from shapepose.io.atomic import atomic_file
+from shapepose.style.data import (Domain, batch_indices, cutout_refs, step_generator,
+                                  steps_per_epoch, synthetic_refs)
+from shapepose.style.features import ResNetFeatures, weights_stamp
+from shapepose.style.losses import (LossWeights, alpha_mask, generator_terms, gradient_penalty,
+                                    lsgan_discriminator)
+from shapepose.style.networks import build_discriminator, build_generator
+from shapepose.style.pool import ImagePool
+from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+VIOLATION_COST = 100.0  # val_score units per unit of alpha disagreement over the tolerance
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One named style-transfer configuration: the loss weights and seed 004's stabilizers."""
+
+    lambda_A: float = 10.0
+    lambda_B: float = 10.0
+    lambda_idt: float = 0.1
+    lambda_alpha_G: float = 0.0
+    lambda_alpha_F: float = 0.0
+    lambda_resdist_G: float = 0.0
+    lambda_resdist_F: float = 0.0
+    lr_g: float = 2e-4              # TTUR: generator and discriminator learning rates
+    lr_d: float = 2e-4
+    beta1: float = 0.5              # Adam's beta1 in the stock CycleGAN
+    lr_final: float | None = None   # both rates decay linearly to this (None: constant)
+    decay_start_epoch: float = 0.0  # ... starting at this epoch ...
+    decay_epochs: float = 15.0      # ... over this many epochs, then stay at lr_final
+    label_smoothing: float = 0.0    # one-sided: real images get the label 1 - this
+    gp_weight: float = 0.0          # gradient penalty on both discriminators (0: off)
+    spectral_norm: bool = False     # on every discriminator convolution
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Experiment":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown style-transfer experiment setting(s) {unknown}; "
+                             f"known: {sorted(known)}")
+        exp = cls(**config)
+        if not 0 <= exp.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {exp.label_smoothing}")
+        if exp.gp_weight < 0 or exp.lr_g <= 0 or exp.lr_d <= 0 or exp.decay_epochs <= 0:
+            raise ValueError("gp_weight must be >= 0; lr_g, lr_d and decay_epochs > 0")
+        exp.weights  # validates the loss weights
+        return exp
+
+    @property
+    def weights(self) -> LossWeights:
+        return LossWeights(**{f.name: getattr(self, f.name) for f in fields(LossWeights)})
+
+    def learning_rates(self, step: int, epoch_steps: int) -> tuple[float, float]:
+        """(generator, discriminator) learning rate for optimizer step `step` (0-based)."""
+        if self.lr_final is None:
+            return self.lr_g, self.lr_d
+        epoch = step / epoch_steps
+        t = float(np.clip((epoch - self.decay_start_epoch) / self.decay_epochs, 0.0, 1.0))
+        return (self.lr_g + t * (self.lr_final - self.lr_g),
+                self.lr_d + t * (self.lr_final - self.lr_d))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9
+    image_size: int = 128
+
+
+def set_requires_grad(modules, flag: bool) -> None:
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+
+class CycleGAN:
+    """G: X -> Y, F: Y -> X, their critics D_X and D_Y, optimizers and image pools."""
+
+    def __init__(self, arch: Architecture, exp: Experiment, pool_size: int,
+                 phi: nn.Module | None, device: torch.device):
+        self.arch, self.exp, self.device, self.phi = arch, exp, device, phi
+        self.G = build_generator(arch.ngf, arch.n_blocks).to(device)
+        self.F = build_generator(arch.ngf, arch.n_blocks).to(device)
+        self.D_X = build_discriminator(arch.ndf, exp.spectral_norm).to(device)
+        self.D_Y = build_discriminator(arch.ndf, exp.spectral_norm).to(device)
+        betas = (exp.beta1, 0.999)
+        self.opt_G = torch.optim.Adam([*self.G.parameters(), *self.F.parameters()], lr=exp.lr_g,
+                                      betas=betas)
+        self.opt_D = torch.optim.Adam([*self.D_X.parameters(), *self.D_Y.parameters()],
+                                      lr=exp.lr_d, betas=betas)
+        self.pool_x = ImagePool(pool_size, device)  # past F(y): fakes for D_X
+        self.pool_y = ImagePool(pool_size, device)  # past G(x): fakes for D_Y
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "F": self.F, "D_X": self.D_X, "D_Y": self.D_Y}
+
+    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
+        for group in self.opt_G.param_groups:
+            group["lr"] = lr_g
+        for group in self.opt_D.param_groups:
+            group["lr"] = lr_d
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        """One update of both generators, then both discriminators; returns every loss term."""
+        exp, critics = self.exp, (self.D_X, self.D_Y)
+        set_requires_grad(critics, False)
+        terms, images = generator_terms(x, y, self.G, self.F, self.D_X, self.D_Y, exp.weights,
+                                        self.phi)
+        self.opt_G.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.opt_G.step()
+
+        set_requires_grad(critics, True)
+        fake_y = self.pool_y.query(images["fake_y"], gen)
+        fake_x = self.pool_x.query(images["fake_x"], gen)
+        real_label = 1.0 - exp.label_smoothing
+        d_y = lsgan_discriminator(self.D_Y(y), self.D_Y(fake_y), real_label)
+        d_x = lsgan_discriminator(self.D_X(x), self.D_X(fake_x), real_label)
+        out = {f"G_{k}" if k == "total" else k: float(v.detach()) for k, v in terms.items()}
+        out.update(D_Y=float(d_y.detach()), D_X=float(d_x.detach()))
+        if exp.gp_weight > 0:
+            gp_y = gradient_penalty(self.D_Y, y, fake_y, gen)
+            gp_x = gradient_penalty(self.D_X, x, fake_x, gen)
+            d_y, d_x = d_y + exp.gp_weight * gp_y, d_x + exp.gp_weight * gp_x
+            out.update(gp_Y=float(gp_y.detach()), gp_X=float(gp_x.detach()))
+        self.opt_D.zero_grad(set_to_none=True)
+        (d_y + d_x).backward()
+        self.opt_D.step()
+        return out
+
+
+def pooled_features(phi: nn.Module, images: torch.Tensor, batch: int = 16) -> np.ndarray:
+    """(N, 512) float64: Phi's feature maps averaged over space."""
+    rows = [phi(images[i:i + batch]).mean(dim=(2, 3)).double().cpu() for i in range(0, len(images), batch)]
+    return torch.cat(rows).numpy()
+
+
+def diagonal_frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2 + |sigma_a - sigma_b|^2 per feature: Frechet distance, diagonal covariances."""
+    return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.sum((a.std(0) - b.std(0)) ** 2))
+
+
+def alpha_disagreement(x: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
+    """(B,) share of pixels whose Alpha differs between each input and its stylized image."""
+    return (alpha_mask(x) != alpha_mask(stylized)).float().flatten(1).mean(dim=1)
+
+
+def generate(net: nn.Module, images: torch.Tensor, device: torch.device, batch: int = 8) -> torch.Tensor:
+    """net(images) in batches, without gradients, on `device`; returned on the CPU."""
+    with torch.no_grad():
+        return torch.cat([net(images[i:i + batch].to(device)).cpu()
+                          for i in range(0, len(images), batch)])
+
+
+def data_stamp(paths: list[Path]) -> str:
+    """sha256 over (path, size, mtime) of the inputs: other data must not resume a checkpoint."""
+    digest = hashlib.sha256()
+    for p in paths:
+        st = os.stat(p)
+        digest.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir: str | Path,
+                   arch: Architecture, exp: Experiment, training: dict, features: str | None,
+                   seed: int, device: torch.device, fingerprint_extra: dict | None = None
+                   ) -> tuple[Trainer, CycleGAN, dict]:
+    """Train (or resume) to `training["steps"]`; returns the trainer, the model and a summary."""
+    batch = int(training["batch_size"])
+    epoch_steps = steps_per_epoch(len(X), len(Y), batch)
+    seed_everything(seed)  # the initial weights follow the config seed
+    phi = ResNetFeatures(features).to(device)
+    model = CycleGAN(arch, exp, int(training["pool_size"]), phi, device)
+    fingerprint = {"architecture": vars(arch), "experiment": vars(exp), "training": training,
+                   "features": weights_stamp(features), **(fingerprint_extra or {})}
+    trainer = Trainer(
+        checkpoint_dir, fingerprint=fingerprint, modules=model.modules,
+        optimizers={"G": model.opt_G, "D": model.opt_D},
+        schedulers={"pool_x": model.pool_x, "pool_y": model.pool_y}, seed=seed, device=device,
+        config=TrainConfig(max_steps=int(training["steps"]),
+                           checkpoint_every=int(training["checkpoint_every"]),
+                           validate_every=int(training["validate_every"]) if X_val else 0,
+                           log_every=int(training["log_every"]),
+                           record_every=int(training.get("record_every", 1)),
+                           best_metric="val_score" if X_val else None, best_mode="min",
+                           keep_last=1))
+    log.info("style transfer: %d synthetic and %d real training images, %d steps of %d "
+             "(%.1f epochs of %d steps), device %s, Phi %s", len(X), len(Y), training["steps"],
+             batch, training["steps"] / epoch_steps, epoch_steps, device, phi.source)
+
+    def step_fn(step: int) -> dict[str, float]:
+        gen = step_generator(seed, step)
+        ix = batch_indices(len(X), batch, step, seed, domain=0)
+        iy = batch_indices(len(Y), batch, step, seed, domain=1)
+        flips = torch.rand(2, batch, generator=gen) < 0.5
+        x = X.tensor(ix, flips[0].tolist()).to(device)
+        y = Y.tensor(iy, flips[1].tolist()).to(device)
+        lr_g, lr_d = exp.learning_rates(step, epoch_steps)
+        model.set_learning_rates(lr_g, lr_d)
+        losses = model.train_step(x, y, gen)
+        losses.update(lr_G=lr_g, lr_D=lr_d)
+        return losses
+
+    reference: dict = {}
+
+    def validate_fn() -> dict[str, float]:
+        if not reference:  # Phi is fixed, so the real and unstylized features are computed once
+            reference["x"] = X_val.tensor(range(len(X_val)))
+            reference["real"] = pooled_features(phi, Y.tensor(range(len(Y))).to(device))
+            reference["synthetic"] = pooled_features(phi, reference["x"].to(device))
+            reference["fd0"] = diagonal_frechet(reference["synthetic"], reference["real"])
+        x = reference["x"]
+        stylized = generate(model.G, x, device)
+        disagreement = float(alpha_disagreement(x, stylized).mean())
+        fd = diagonal_frechet(pooled_features(phi, stylized.to(device)), reference["real"])
+        fd_ratio = fd / max(reference["fd0"], 1e-12)
+        tolerance = float(training["alpha_tolerance"])
+        score = fd_ratio + VIOLATION_COST * max(0.0, disagreement - tolerance)
+        return {"val_score": score, "val_fd_ratio": fd_ratio, "val_alpha_disagreement": disagreement}
+
+    result = trainer.fit(step_fn, validate_fn if X_val else None)
+    timed = [row["seconds_per_step"] for row in result.history if row.get("seconds_per_step")]
+    summary = {"n_x": len(X), "n_y": len(Y), "n_val": len(X_val) if X_val else 0,
+               "steps_per_epoch": epoch_steps, "epochs": training["steps"] / epoch_steps,
+               "seconds_per_step": float(np.mean(timed)) if timed else None,
+               "best_step": result.best_step, "best_metrics": result.best_metrics,
+               "resumed_from": result.resumed_from, "phi": phi.source}
+    if timed:
+        log.info("seconds per training step: %.3f (mean over %d log windows of this run)",
+                 summary["seconds_per_step"], len(timed))
+    return trainer, model, summary
+
+
+def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_csv: str,
+                         checkpoint_dir: str, experiment_name: str, experiment: dict,
+                         model: dict, training: dict, features: str | None, seed: int,
+                         device: str) -> dict:
+    """The rule's work: train one experiment and export its best checkpoint and loss history."""
+    device = pick_device(device)
+    exp = Experiment.from_config(experiment)
+    arch = Architecture(**model)
+    if arch.image_size % 4:
+        raise ValueError(f"style_transfer.model.image_size must be a multiple of 4, got {arch.image_size}")
+    cache = int(training.get("cache_images", 4096))
+    x_refs, y_refs = synthetic_refs(synthetic, "train"), cutout_refs(real_train)
+    if not y_refs:
+        raise InputError(real_train, "no real training cut-outs (*.png); the filters kept none")
+    val_refs = synthetic_refs(synthetic, "val")[: int(training["val_images"])]
+    X = Domain(x_refs, arch.image_size, f"{synthetic} (train)", cache)
+    Y = Domain(y_refs, arch.image_size, real_train, cache)
+    X_val = Domain(val_refs, arch.image_size, f"{synthetic} (val)", cache) if val_refs else None
+    stamp = data_stamp([r.path for r in x_refs + y_refs + val_refs])
+    trainer, net, summary = train_cyclegan(
+        X=X, Y=Y, X_val=X_val, checkpoint_dir=checkpoint_dir, arch=arch, exp=exp,
+        training=training, features=features, seed=seed, device=device,
+        fingerprint_extra={"data": stamp})
+    extra = {"experiment": experiment_name, "settings": vars(exp), "architecture": vars(arch),
+             "summary": json.loads(json.dumps(summary, default=str))}
+    trainer.export(out, which="best", extra=extra)
+    history = trainer.checkpoint_dir / "history.csv"
+    with atomic_file(losses_csv) as tmp:
+        shutil.copyfile(history, tmp)
+    return extra
+
+
+def load_generators(exported: dict, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """(G, F) of a file written by `train_style_transfer`, in eval mode on `device`."""
+    arch = Architecture(**exported["meta"]["extra"]["architecture"])
+    nets = []
+    for name in ("G", "F"):
+        net = build_generator(arch.ngf, arch.n_blocks)
+        net.load_state_dict(exported[name])
+        nets.append(net.to(device).eval())
+    return nets[0], nets[1]
