@@ -24,6 +24,7 @@ include: "workflow/rules/render.smk"
 include: "workflow/rules/cars.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/cutouts.smk"
+include: "workflow/rules/style_transfer.smk"
 include: "workflow/rules/neural_parts.smk"
 include: "workflow/rules/tables.smk"
 
@@ -32,6 +33,7 @@ rule all:
     input:
         all_mesh_branch_outputs(),
         image_branch_outputs(),
+        style_transfer_outputs(),
         neural_parts_outputs(),
         rules.metric_tables.output,
     default_target: True
@@ -46,6 +48,7 @@ rule mesh_branch:
 rule image_branch:
     input:
         image_branch_outputs(),
+        style_transfer_outputs(),
 
 
 rule neural_parts:

@@ -10,6 +10,12 @@ with script_logging(snakemake):
     from shapepose.tables import collect_tables
 
     inp, params = snakemake.input, snakemake.params
+    style = {
+        f"Car photos {params.cars_dataset}: style transfer '{name}' (seed 002 chapter 4)": [
+            table, curves, grid]
+        for name, table, curves, grid in zip(params.style_experiments, inp.style_tables,
+                                             inp.style_curves, inp.style_grids)
+    }
     collect_tables(
         {
             f"Neural Parts on {params.mesh_dataset} (seed 003)": [inp.neural_parts],
@@ -18,6 +24,7 @@ with script_logging(snakemake):
             f"Car photos {params.cars_dataset}: frame ratio (seed 002, 3.2.1)": [
                 inp.frame_ratio, inp.frame_ratio_plot],
             f"Car photos {params.cars_dataset}: segmentation quality": [inp.segmentation_quality],
+            **style,
         },
         snakemake.output.index,
         title="shapepose metric tables",

@@ -236,3 +236,33 @@ def neural_parts_outputs():
         + expand(rules.export_neural_parts.output.primitives, n_primitives=counts)
         + expand(rules.export_neural_parts.output.views, n_primitives=counts)
     )
+
+
+# ---- Style transfer (seed 002 chapter 4): experiments by name, and what `all` asks for ------------
+
+STYLE = config["style_transfer"]
+STYLE_EXPERIMENTS = list(STYLE["experiments"])
+STYLE_DIR = f"results/style_transfer/{CARS}/{{experiment}}"
+
+
+def real_cutouts(split):
+    """The real cut-outs of one split ("train" or "test"): normalized here, or the config's folder."""
+    if config["cars"]["cutouts"] == "pipeline":
+        return getattr(rules.normalize_segments.output, split)
+    return f"{config['cars']['cutouts']}/{split}"
+
+
+def style_experiment(wildcards):
+    """One experiment's full settings: style_transfer.defaults with the experiment's own on top.
+
+    A param per experiment, so changing one experiment's setting reruns that experiment only.
+    """
+    return {**STYLE["defaults"], **(STYLE["experiments"][wildcards.experiment] or {})}
+
+
+def style_transfer_outputs():
+    """Everything the style-transfer stage produces that `rule all` asks for."""
+    return expand(
+        [*rules.report_style_transfer.output, rules.stylize.output.data],
+        experiment=STYLE_EXPERIMENTS,
+    )

@@ -8,6 +8,9 @@ rule metric_tables:
         frame_ratio=rules.tabulate_segments.output.ratio_md,
         frame_ratio_plot=rules.tabulate_segments.output.ratio_png,
         segmentation_quality=rules.tabulate_segments.output.quality_md,
+        style_tables=expand(rules.report_style_transfer.output.table_md, experiment=STYLE_EXPERIMENTS),
+        style_curves=expand(rules.report_style_transfer.output.curves, experiment=STYLE_EXPERIMENTS),
+        style_grids=expand(rules.report_style_transfer.output.grid, experiment=STYLE_EXPERIMENTS),
     output:
         index=report(
             "results/tables/index.md",
@@ -17,6 +20,7 @@ rule metric_tables:
     params:
         mesh_dataset=DATASET,
         cars_dataset=CARS,
+        style_experiments=STYLE_EXPERIMENTS,
     # Markdown from the tables already written: 0.14 s measured; the interpreter is most of it.
     threads: 1
     resources:

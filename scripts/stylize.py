@@ -1,0 +1,21 @@
+"""Snakemake entry: every synthetic render through one experiment's G, in the synthetic layout."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    import torch
+
+    from shapepose.style.stylize import stylize_dataset
+
+    torch.set_num_threads(snakemake.threads)
+    stylize_dataset(
+        model=snakemake.input.model,
+        synthetic=snakemake.input.synthetic,
+        out=snakemake.output.data,
+        alpha_csv=snakemake.output.alpha,
+        device=snakemake.params.device,
+    )

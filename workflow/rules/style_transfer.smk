@@ -1,0 +1,115 @@
+# Annotation-invariant style transfer (seed 002 chapter 4) per experiment: train, stylize, report.
+
+
+rule train_style_transfer:
+    input:
+        synthetic=synthetic_root(),
+        real=real_cutouts("train"),
+    output:
+        model=f"{STYLE_DIR}/model.pt",
+        losses=f"{STYLE_DIR}/losses.csv",
+    params:
+        experiment=style_experiment,
+        # not an output: Snakemake would delete it on failure, and resuming needs it
+        checkpoint_dir=f"results/checkpoints/style_transfer/{CARS}/{{experiment}}",
+        model=STYLE["model"],
+        training=STYLE["training"],
+        features=STYLE["features"],
+        device=STYLE["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        experiment="[A-Za-z0-9][A-Za-z0-9_]*",
+    # One thread: two experiments side by side on two cores (0.72 s/step each, demo widths); the
+    # seed's full-width networks want the GPU (see benchmarks/style_step.py for CPU step times).
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=1440,  # minutes; the demo default takes about 2 on one CPU core
+        gpu=1,
+    log:
+        f"logs/train_style_transfer/{CARS}/{{experiment}}.log",
+    benchmark:
+        f"benchmarks/train_style_transfer/{CARS}/{{experiment}}.tsv"
+    conda:
+        "../../envs/style.yaml"
+    script:
+        "../../scripts/train_style_transfer.py"
+
+
+rule stylize:
+    input:
+        model=rules.train_style_transfer.output.model,
+        synthetic=synthetic_root(),
+    output:
+        data=directory(f"results/stylized/{CARS}/{{experiment}}"),
+        alpha=f"{STYLE_DIR}/alpha.csv",
+    params:
+        device=STYLE["device"],
+    wildcard_constraints:
+        experiment="[A-Za-z0-9][A-Za-z0-9_]*",
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=240,  # minutes; 200 demo renders take 3.5 s on one CPU core
+        gpu=1,
+    log:
+        f"logs/stylize/{CARS}/{{experiment}}.log",
+    benchmark:
+        f"benchmarks/stylize/{CARS}/{{experiment}}.tsv"
+    conda:
+        "../../envs/style.yaml"
+    script:
+        "../../scripts/stylize.py"
+
+
+rule report_style_transfer:
+    input:
+        model=rules.train_style_transfer.output.model,
+        losses=rules.train_style_transfer.output.losses,
+        alpha=rules.stylize.output.alpha,
+        synthetic=synthetic_root(),
+        real_test=real_cutouts("test"),
+    output:
+        curves=report(
+            f"results/tables/{CARS}/style_{{experiment}}_losses.png",
+            caption="../report/style_losses.rst",
+            category="Style transfer",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "loss curves"},
+        ),
+        grid=report(
+            f"results/tables/{CARS}/style_{{experiment}}_samples.png",
+            caption="../report/style_samples.rst",
+            category="Style transfer",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "samples"},
+        ),
+        table_csv=f"results/tables/{CARS}/style_{{experiment}}.csv",
+        table_md=report(
+            f"results/tables/{CARS}/style_{{experiment}}.md",
+            caption="../report/style_table.rst",
+            category="Style transfer",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "table": "losses and alpha disagreement"},
+        ),
+    params:
+        experiment="{experiment}",
+        window=STYLE["report"]["window"],
+        n_samples=STYLE["report"]["samples"],
+        seed=config["seed"],
+        device=STYLE["device"],
+    wildcard_constraints:
+        experiment="[A-Za-z0-9][A-Za-z0-9_]*",
+    # Two plots and a table; G and F on a few test images. No GPU asked: the CPU takes seconds.
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 1500 * attempt,
+        runtime=15,
+    log:
+        f"logs/report_style_transfer/{CARS}/{{experiment}}.log",
+    benchmark:
+        f"benchmarks/report_style_transfer/{CARS}/{{experiment}}.tsv"
+    conda:
+        "../../envs/style.yaml"
+    script:
+        "../../scripts/report_style_transfer.py"
