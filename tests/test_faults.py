@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import torch
@@ -319,45 +320,47 @@ def same_weights(a: dict, b: dict) -> bool:
         for m in a)
 
 
-def checkpoint_steps(workdir: Path) -> list[int]:
-    return sorted(int(p.stem.split("_")[1]) for p in (workdir / CHECKPOINTS).glob("step_*.pt"))
+def checkpoint_steps(workdir: Path, checkpoints: str = CHECKPOINTS) -> list[int]:
+    return sorted(int(p.stem.split("_")[1]) for p in (workdir / checkpoints).glob("step_*.pt"))
 
 
-def logged_step(workdir: Path) -> int:
+def logged_step(workdir: Path, train_log: str = TRAIN_LOG) -> int:
     """The last step the training log reports (log_every is 1), 0 before the first."""
-    log = workdir / TRAIN_LOG
+    log = workdir / train_log
     steps = re.findall(r"step (\d+)/\d+:", log.read_text()) if log.exists() else []
     return int(steps[-1]) if steps else 0
 
 
-def resumed_from(workdir: Path) -> list[int]:
+def resumed_from(workdir: Path, train_log: str = TRAIN_LOG) -> list[int]:
     return [int(n) for n in re.findall(r"resuming from step (\d+)",
-                                       (workdir / TRAIN_LOG).read_text())]
+                                       (workdir / train_log).read_text())]
 
 
-def trainer_process(driver: subprocess.Popen) -> psutil.Process | None:
+def trainer_process(driver: subprocess.Popen, rule: str = "train_neural_parts"
+                    ) -> psutil.Process | None:
     """The python process running the rule's script, among the driver's descendants."""
     for child in psutil.Process(driver.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             if child.name().startswith("python") and any(
-                    "train_neural_parts" in part for part in child.cmdline()):
+                    rule in part for part in child.cmdline()):
                 return child
     return None
 
 
-def start_training(workdir: Path, until, *, new_session: bool = False):
+def start_training(workdir: Path, until, *, new_session: bool = False, cmd: list[str] | None = None,
+                   rule: str = "train_neural_parts"):
     """Start the training job under Snakemake; return (driver, trainer) once `until()` holds.
 
     Fails when the job ends first: the fault must hit it mid-way.
     """
     log = open(workdir / "driver.log", "w")
-    driver = subprocess.Popen(train_cmd(workdir), stdout=log, stderr=subprocess.STDOUT,
+    driver = subprocess.Popen(cmd or train_cmd(workdir), stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=new_session)
     log.close()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and driver.poll() is None:
         if until():
-            trainer = trainer_process(driver)
+            trainer = trainer_process(driver, rule)
             if trainer is not None:
                 return driver, trainer
         time.sleep(0.02)
@@ -465,4 +468,93 @@ def test_truncated_checkpoint_is_named_and_the_previous_one_used(train_dir, trai
     assert (train_dir / CHECKPOINTS / "corrupt" / damaged.name).exists()
     case["observed"] = (f"{named[0].split(': ', 1)[-1]}; resumed from step {previous}; "
                         "weights equal the uninterrupted run's")
+    survived(case)
+
+
+# ---- the style-transfer trainer (seed 002 chapter 4), killed mid-way ----------------------------
+
+# Tiny demo renders and a folder of procedural cut-outs stand in for the image branch's upstream
+# (segmenting photos is not what this case is about); narrow networks, 64-px images.
+STYLE = {
+    "seed": 5,
+    "cars": {"dataset": "tiny_faults"},
+    "demo_cars": {"synthetic": {"models": 6, "views": 2, "image_size": 64, "gt_points": 200},
+                  "photos": {"train": 2, "test": 2, "segmenter_train": 2, "long_side": [256, 320]}},
+    "style_transfer": {
+        "model": {"ngf": 8, "ndf": 8, "n_blocks": 2, "image_size": 64},
+        "training": {"steps": 40, "batch_size": 2, "pool_size": 3, "checkpoint_every": 5,
+                     "validate_every": 10, "log_every": 1, "val_images": 2},
+        "experiments": {"tight": {"lambda_alpha_G": 2, "lambda_alpha_F": 2,
+                                  "lambda_resdist_G": 1.75, "lambda_resdist_F": 1.75}},
+    },
+}
+STYLE_MODEL = "results/style_transfer/tiny_faults/tight/model.pt"
+STYLE_LOG = "logs/train_style_transfer/tiny_faults/tight.log"
+STYLE_CHECKPOINTS = "results/checkpoints/style_transfer/tiny_faults/tight"
+
+
+def style_config(workdir: Path) -> dict:
+    config = yaml.safe_load(yaml.safe_dump(STYLE))
+    config["cars"]["cutouts"] = str(workdir / "cutouts")
+    return config
+
+
+def style_cmd(workdir: Path, *args) -> list[str]:
+    return snakemake_cmd(workdir, "--cores", "1", *args, STYLE_MODEL, config=style_config(workdir))
+
+
+@pytest.fixture(scope="module")
+def style_upstream(tmp_path_factory) -> Path:
+    """A workdir with the tiny demo renders made and the cut-out folder written."""
+    from PIL import Image
+
+    workdir = tmp_path_factory.mktemp("style_upstream")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    for split, n in (("train", 6), ("test", 2)):
+        (workdir / "cutouts" / split).mkdir(parents=True)
+        for i in range(n):
+            inside = ((yy - 32) / rng.uniform(8, 14)) ** 2 + ((xx - 32) / rng.uniform(14, 24)) ** 2 <= 1
+            rgb = rng.integers(40, 255, (64, 64, 3), dtype=np.uint8)
+            rgba = np.dstack([np.where(inside[..., None], rgb, 0), np.where(inside, 255, 0)])
+            Image.fromarray(rgba.astype(np.uint8), mode="RGBA").save(
+                workdir / "cutouts" / split / f"cut_{i}.png")
+    out = snakemake(workdir, "--cores", "1", "results/demo_cars/tiny_faults/synthetic",
+                    config=style_config(workdir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return workdir
+
+
+def test_killed_style_transfer_job_resumes_from_its_last_checkpoint(style_upstream, tmp_path, case):
+    every = STYLE["style_transfer"]["training"]["checkpoint_every"]
+    case["injected"] = ("SIGKILL to the snakemake process group while train_style_transfer runs "
+                        f"(past its first checkpoint; checkpoint_every {every})")
+    case["expected"] = ("after --unlock, --rerun-incomplete resumes from the newest checkpoint; "
+                        "final weights of G, F, D_X, D_Y equal an uninterrupted run's")
+    straight = tmp_path / "straight"
+    shutil.copytree(style_upstream, straight, symlinks=True)
+    out = subprocess.run(style_cmd(straight), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not resumed_from(straight, STYLE_LOG)
+
+    workdir = tmp_path / "killed"
+    shutil.copytree(style_upstream, workdir, symlinks=True)
+    driver, _ = start_training(
+        workdir, lambda: checkpoint_steps(workdir, STYLE_CHECKPOINTS) and
+        logged_step(workdir, STYLE_LOG) > checkpoint_steps(workdir, STYLE_CHECKPOINTS)[-1],
+        new_session=True, cmd=style_cmd(workdir), rule="train_style_transfer")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    reached = logged_step(workdir, STYLE_LOG)
+    saved = checkpoint_steps(workdir, STYLE_CHECKPOINTS)
+    assert len(saved) == 1  # only the latest periodic checkpoint is kept (beside best.pt)
+    assert not (workdir / STYLE_MODEL).exists()
+    assert snakemake(workdir, "--unlock", STYLE_MODEL, config=style_config(workdir)).returncode == 0
+    rerun = subprocess.run(style_cmd(workdir, "--rerun-incomplete"), capture_output=True,
+                           text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert resumed_from(workdir, STYLE_LOG) == saved and saved[0] <= reached
+    assert same_weights(weights(workdir / STYLE_MODEL), weights(straight / STYLE_MODEL))
+    case["observed"] = (f"killed at step {reached} of 40; rerun resumed from step {saved[0]}; "
+                        "model.pt weights (G, F, D_X, D_Y) equal the uninterrupted run's")
     survived(case)
