@@ -69,7 +69,7 @@ class ResNetFeatures(nn.Module):
             p.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "ResNetFeatures":
+    def train(self, mode: bool = True) -> ResNetFeatures:
         return super().train(False)  # frozen: stored batch-norm statistics, always
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ D_X, which is the same game under D -> 1 - D, and would contradict the nomenclat
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -106,9 +106,15 @@ class LossWeights:
     lambda_resdist_F: float = 0.0
 
     def __post_init__(self):
-        for name, value in vars(self).items():
+        for name in LOSS_WEIGHT_NAMES:
+            value = getattr(self, name)
             if value < 0:
                 raise ValueError(f"loss weight {name} must be >= 0, got {value}")
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        """Only the loss weights (a subclass may carry more settings)."""
+        return LossWeights(**{name: getattr(self, name) for name in LOSS_WEIGHT_NAMES})
 
     @property
     def uses_features(self) -> bool:
@@ -152,3 +158,6 @@ def generator_terms(x: torch.Tensor, y: torch.Tensor, G: nn.Module, F: nn.Module
             terms["resdist_F"] = w.lambda_resdist_F * squared_l1(target, phi(fake_x))
     terms["total"] = sum(terms.values())
     return terms, {"fake_y": fake_y, "fake_x": fake_x, "rec_x": rec_x, "rec_y": rec_y}
+
+
+LOSS_WEIGHT_NAMES = tuple(f.name for f in fields(LossWeights))

@@ -48,7 +48,7 @@ class ResnetGenerator(nn.Module):
     def __init__(self, ngf: int = 64, n_blocks: int = 9, channels: int = 3):
         super().__init__()
         self.ngf, self.n_blocks = ngf, n_blocks
-        act = lambda: nn.LeakyReLU(GENERATOR_SLOPE, inplace=True)  # noqa: E731
+        act = lambda: nn.LeakyReLU(GENERATOR_SLOPE, inplace=True)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(channels, ngf, 7), _norm(ngf), act()]
         for k in (1, 2):  # ngf -> 2 ngf -> 4 ngf, halving the size each time
             c_in, c_out = ngf * 2 ** (k - 1), ngf * 2 ** k
@@ -73,7 +73,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, ndf: int = 64, channels: int = 3, spectral_norm: bool = False):
         super().__init__()
-        act = lambda: nn.LeakyReLU(CRITIC_SLOPE, inplace=True)  # noqa: E731
+        act = lambda: nn.LeakyReLU(CRITIC_SLOPE, inplace=True)
         widths = [ndf, 2 * ndf, 4 * ndf, 8 * ndf]
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, stride=2, padding=1), act()]
         for c_in, c_out, stride in ((widths[0], widths[1], 2), (widths[1], widths[2], 2),

@@ -125,7 +125,7 @@ def alpha_summary(table: pd.DataFrame, path: str | Path, split: str = "test") ->
     values = table.loc[table["split"] == split, "alpha_disagreement"].to_numpy(dtype=np.float64)
     if len(values) == 0:
         raise InputError(path, f"alpha CSV has no rows of the {split!r} split")
-    return {"n": int(len(values)), "mean": float(values.mean()), "max": float(values.max())}
+    return {"n": len(values), "mean": float(values.mean()), "max": float(values.max())}
 
 
 def run_meta(exported: dict, path: str | Path) -> dict:
@@ -148,7 +148,7 @@ def final_losses(history: pd.DataFrame, terms: list[str], window: int) -> pd.Dat
         values = history[term].dropna().to_numpy(dtype=np.float64)[-window:]
         rows.append({"term": term, "final": float(values.mean()) if len(values) else math.nan,
                      "oscillation": float(values.std()) if len(values) else math.nan,
-                     "n": int(len(values))})
+                     "n": len(values)})
     return pd.DataFrame(rows, columns=["term", "final", "oscillation", "n"])
 
 

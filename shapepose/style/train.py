@@ -34,14 +34,25 @@ from torch import nn
 
 from shapepose.errors import InputError
 from shapepose.io.atomic import atomic_file
-from shapepose.style.data import (Domain, batch_indices, cutout_refs, step_generator,
-                                  steps_per_epoch, synthetic_refs)
+from shapepose.style.data import (
+    Domain,
+    batch_indices,
+    cutout_refs,
+    step_generator,
+    steps_per_epoch,
+    synthetic_refs,
+)
 from shapepose.style.features import ResNetFeatures, weights_stamp
-from shapepose.style.losses import (LossWeights, alpha_mask, generator_terms, gradient_penalty,
-                                    lsgan_discriminator)
+from shapepose.style.losses import (
+    LossWeights,
+    alpha_mask,
+    generator_terms,
+    gradient_penalty,
+    lsgan_discriminator,
+)
 from shapepose.style.networks import build_discriminator, build_generator
 from shapepose.style.pool import ImagePool
-from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
+from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +60,10 @@ VIOLATION_COST = 100.0  # val_score units per unit of alpha disagreement over th
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """One named style-transfer configuration: the loss weights and seed 004's stabilizers."""
+class Experiment(LossWeights):
+    """One named style-transfer configuration: the loss weights (inherited) and seed 004's
+    stabilizers."""
 
-    lambda_A: float = 10.0
-    lambda_B: float = 10.0
-    lambda_idt: float = 0.1
-    lambda_alpha_G: float = 0.0
-    lambda_alpha_F: float = 0.0
-    lambda_resdist_G: float = 0.0
-    lambda_resdist_F: float = 0.0
     lr_g: float = 2e-4              # TTUR: generator and discriminator learning rates
     lr_d: float = 2e-4
     beta1: float = 0.5              # Adam's beta1 in the stock CycleGAN
@@ -70,7 +75,7 @@ class Experiment:
     spectral_norm: bool = False     # on every discriminator convolution
 
     @classmethod
-    def from_config(cls, config: dict) -> "Experiment":
+    def from_config(cls, config: dict) -> Experiment:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
@@ -81,12 +86,11 @@ class Experiment:
             raise ValueError(f"label_smoothing must be in [0, 1), got {exp.label_smoothing}")
         if exp.gp_weight < 0 or exp.lr_g <= 0 or exp.lr_d <= 0 or exp.decay_epochs <= 0:
             raise ValueError("gp_weight must be >= 0; lr_g, lr_d and decay_epochs > 0")
-        exp.weights  # validates the loss weights
         return exp
 
     @property
     def weights(self) -> LossWeights:
-        return LossWeights(**{f.name: getattr(self, f.name) for f in fields(LossWeights)})
+        return self.loss_weights
 
     def learning_rates(self, step: int, epoch_steps: int) -> tuple[float, float]:
         """(generator, discriminator) learning rate for optimizer step `step` (0-based)."""
