@@ -288,7 +288,7 @@ def test_gradient_penalty_takes_the_mean_patch_score():
     # patches (4, 4, 2) and 0: the mean score is linear in x with weight (2, 2, 1), |.| = 3
     critic = LinearCritic(weight(4.0, 4.0, 2.0), weight())
     real, fake = torch.zeros(3, 3, 2, 2), torch.ones(3, 3, 2, 2)
-    assert float(gradient_penalty(critic, real, fake)) == pytest.approx(4.0, abs=1e-5)
+    assert float(gradient_penalty(critic, real, fake).detach()) == pytest.approx(4.0, abs=1e-5)
 
 
 # ---- image pool -----------------------------------------------------------------------------
@@ -581,9 +581,10 @@ def test_untrained_generator_moves_the_masks(alpha_domains):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "seed 002's alpha loss does not reach 1 % disagreement in a few hundred steps: measured "
-    "0.10-0.22 per held-out image after 300 steps at lambda_alpha 200 (0.07-0.25 with "
-    "lambda_alpha 0); a one-pixel halo of background outputs between -0.996 and -0.95 remains"))
+    "measured: after 300 steps at lambda_alpha 200 the held-out disagreement is 0.080-0.120 per "
+    "image (mean 0.108), no better than lambda_alpha 0 (0.086-0.131, mean 0.115): a one-pixel "
+    "halo of background outputs in (-0.996, -0.95) stays, where tanh' and the straight-through "
+    "gradient of the squared L1 are small. Reported to the lead, not weakened"))
 def test_alpha_loss_keeps_the_masks(tmp_path, alpha_domains):
     exp = Experiment(lambda_alpha_G=200.0, lambda_alpha_F=200.0, lr_g=2e-3, lr_d=2e-3)
     training = tiny_training(ALPHA_STEPS, batch_size=4, pool_size=8,

@@ -72,6 +72,7 @@ def test_default_plan(tmp_path):
     n = len(config["meshes"]["subjects"]) * len(config["meshes"]["sequences"])
     n_demo = len(config["demo_bodies"]["subjects"]) * len(config["demo_bodies"]["sequences"])
     n_parts = len(config["neural_parts"]["primitives"])
+    n_styles = len(config["style_transfer"]["experiments"])
     shards = config["segmentation"]["shards"]
     assert counts == Counter({"make_demo_sequence": n_demo, "make_demo_bodies": 1,
                               "extract_meshes": n, "sample_surface": n, "sample_volume": n,
@@ -81,6 +82,8 @@ def test_default_plan(tmp_path):
                               "normalize_segments": 1, "tabulate_segments": 1,
                               "train_neural_parts": n_parts, "eval_neural_parts": n_parts,
                               "export_neural_parts": n_parts, "tabulate_neural_parts": 1,
+                              "train_style_transfer": n_styles, "stylize": n_styles,
+                              "report_style_transfer": n_styles,
                               "metric_tables": 1, "all": 1})
     assert len(wildcards) == n
 
