@@ -19,8 +19,9 @@ rule train_style_transfer:
         seed=config["seed"],
     wildcard_constraints:
         experiment="[A-Za-z0-9][A-Za-z0-9_]*",
-    # One thread: two experiments side by side on two cores (0.72 s/step each, demo widths); the
-    # seed's full-width networks want the GPU (see benchmarks/style_step.py for CPU step times).
+    # One thread: two experiments side by side on two cores (demo widths: 0.72 s/step measured on
+    # an idle core, 1.5 s with the machine loaded); the seed's full-width networks want the GPU
+    # (benchmarks/style_step.py: 5.7 s per step on two CPU cores).
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
