@@ -19,7 +19,7 @@ from shapepose.images.stanford import load_photo, read_stanford_cars
 SHAPE = dict(length=[3.6, 5.0], width_ratio=[0.38, 0.44], height=[1.3, 1.7], truck_length=[5.0, 6.5],
              truck_height=[2.0, 2.8], wheel_radius=[0.28, 0.36], clearance_ratio=[0.4, 0.7],
              cabin_ratio=[0.4, 0.6], truck_cab_ratio=[0.25, 0.35], cabin_offset=[-0.15, 0.05])
-SYNTHETIC = dict(models=4, views=5, image_size=64, diagonal=1.8, elevation=[-20, 40], lights=[1, 4],
+SYNTHETIC = dict(models=4, views=5, image_size=64, diagonal=1.0, elevation=[-20, 40], lights=[1, 4],
                  gt_points=2000, split=dict(train=0.5, val=0.25, test=0.25), truck_fraction=0.25)
 PHOTOS = dict(train=8, test=8, segmenter_train=3, jpeg_quality=90, long_side=[160, 240],
               aspect=[1.2, 1.8], elevation=[0, 25], fov_y=[30, 55], car_scale=[0.45, 0.9],

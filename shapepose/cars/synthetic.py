@@ -1,7 +1,7 @@
 """The synthetic set in the differentiable-point-clouds layout (see `shapepose.images.dpc`).
 
 Each model is a procedural car normalized like ShapeNet (box centre at the origin) and seen from
-DPC's camera: distance 2, focal length 1.875 (half-image units), azimuth U[0, 360), elevation
+DPC's camera: distance 2, focal length 1.875 (image-width units: 29.9 degrees), azimuth U[0, 360), elevation
 U[low, high], always looking at the origin. A random number of lights from random directions
 gives plain diffuse shading; the background is transparent (alpha = mask).
 """
@@ -23,7 +23,7 @@ from shapepose.render import Camera
 from shapepose.sampling.surface import sample_on_faces
 from shapepose.seeding import derive_rng
 
-DPC_FOV_Y = float(2 * np.degrees(np.arctan(1 / FOCAL_LENGTH)))  # 56.1 degrees
+DPC_FOV_Y = float(2 * np.degrees(np.arctan(0.5 / FOCAL_LENGTH)))  # 29.9 degrees
 
 
 def model_id(rng: np.random.Generator) -> str:

@@ -12,7 +12,9 @@ Cameras follow the Blender renders the files come from: `extrinsic` maps Blender
 camera centre in that world. ShapeNet coordinates s (y up; the point clouds) sit in the Blender
 world as b = (-s_x, s_z, s_y). `shapenet_camera` composes the two, which is what DPC's
 `camera_from_blender` does up to its axis order, and `project_points` applies the intrinsics DPC
-assumes: focal length 1.875 in units of half the image width (vertical field of view 56.1 deg).
+assumes: focal length 1.875 in units of the whole image width, so the image spans normalized
+coordinates f x / z in [-0.5, 0.5] (DPC's `pointcloud2voxels3d_fast` grid) and the field of view
+is 2 atan(0.5 / 1.875) = 29.9 degrees.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from shapepose.errors import InputError
 
 CAR_CATEGORY = "02958343"  # ShapeNet synset of cars
 SPLITS = ("train", "val", "test")
-FOCAL_LENGTH = 1.875  # DPC's focal length, in units of half the image size
+FOCAL_LENGTH = 1.875  # DPC's focal length, in units of the image width (field of view 29.9 deg)
 CAMERA_DISTANCE = 2.0  # DPC's camera-to-object distance, ShapeNet units
 
 # ShapeNet (y up) -> Blender world (z up): b = SHAPENET_TO_BLENDER @ s.
@@ -138,11 +140,11 @@ def project_points(points: np.ndarray, extrinsic: np.ndarray, size: int,
     """ShapeNet points (N, 3) -> (N, 2) float64 pixel (column, row) in a size x size render.
 
     Row 0 is the top; the centre of the top-left pixel is (0, 0), so the image centre is at
-    ((size - 1) / 2, (size - 1) / 2) and one unit of normalized image coordinate is size / 2 pixels.
+    ((size - 1) / 2, (size - 1) / 2) and one unit of normalized image coordinate f x / z is `size`
+    pixels (the image's edges are at -0.5 and 0.5).
     """
     cam = np.asarray(points, dtype=np.float64) @ shapenet_camera(extrinsic)[:3, :3].T
     cam += shapenet_camera(extrinsic)[:3, 3]
-    half = size / 2
-    column = (size - 1) / 2 + half * focal_length * cam[:, 0] / cam[:, 2]
-    row = (size - 1) / 2 + half * focal_length * cam[:, 1] / cam[:, 2]
+    column = (size - 1) / 2 + size * focal_length * cam[:, 0] / cam[:, 2]
+    row = (size - 1) / 2 + size * focal_length * cam[:, 1] / cam[:, 2]
     return np.stack([column, row], axis=1)
