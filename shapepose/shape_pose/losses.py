@@ -1,0 +1,120 @@
+"""The losses of seed 002 section 5.2 and the schedules of section 5.3 (DPC).
+
+For every model of a batch and every pair of its views (j1 < j2), the cloud predicted from view
+j1 is projected from each of the K candidate poses predicted from view j2 and compared with view
+j2's mask; the pair contributes the smallest squared error (summed over pixels), and only the
+winning candidate receives a gradient. The student pose of view j2 is pulled towards the
+winner with 1 - Re(q_S q_R^-1 / |q_S q_R^-1|) (seed 002; for unit quaternions the real part is the
+dot product); `student_loss: re_squared` is DPC's code instead, 1 - Re(.)^2, which also counts
+-q_R as a match. The winner is a constant for the student (DPC's stop_gradient).
+
+Schedules, linear in the training step: the share of points kept (DPC's `pc_point_dropout` is a
+keep probability rising from 0.07 to 1; the thesis reads it as a 7 % dropout rate) and the
+Gaussian's sigma in grid cells (DPC: from `pc_relative_sigma` to `pc_relative_sigma_end`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from shapepose.shape_pose.geometry import conjugate, multiply, normalize
+from shapepose.shape_pose.projection import Projector
+
+STUDENT_LOSSES = ("re", "re_squared")
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """Config shape_pose.losses plus the projection's sigma schedule."""
+
+    student_weight: float = 20.0
+    student_loss: str = "re"
+    point_keep: tuple[float, float] = (0.07, 1.0)
+    sigma: tuple[float, float] = (3.0, 0.2)
+
+    def __post_init__(self):
+        if self.student_loss not in STUDENT_LOSSES:
+            raise ValueError(f"student_loss must be one of {STUDENT_LOSSES}, got {self.student_loss!r}")
+        if not 0 < self.point_keep[0] <= 1 or not 0 < self.point_keep[1] <= 1:
+            raise ValueError(f"point_keep must lie in (0, 1], got {self.point_keep}")
+
+
+def linear_schedule(start: float, end: float, step: int, steps: int) -> float:
+    """start at step 0, end at the last step, linear in between."""
+    t = min(max(step / max(steps - 1, 1), 0.0), 1.0)
+    return float(start + (end - start) * t)
+
+
+def view_pairs(n_views: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first, second) index tensors of the n (n - 1) / 2 pairs j1 < j2."""
+    first, second = torch.triu_indices(n_views, n_views, offset=1, device=device)
+    return first, second
+
+
+def drop_points(points: torch.Tensor, keep: float, generator: torch.Generator | None) -> torch.Tensor:
+    """(R, N, 3) -> (R, M, 3): a random subset of M = ceil(keep N) points of every cloud."""
+    if keep >= 1.0:
+        return points
+    R, N, _ = points.shape
+    M = max(1, int(round(keep * N)))
+    order = torch.rand(R, N, generator=generator).argsort(dim=1)[:, :M].to(points.device)
+    return torch.gather(points, 1, order[..., None].expand(R, M, 3))
+
+
+def student_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "re") -> torch.Tensor:
+    """(P, 4), (P, 4) -> (P,) 1 - Re(normalize(q_S q_R^-1)) (or its square's complement)."""
+    real = normalize(multiply(student, conjugate(teacher)))[..., 0]
+    return 1.0 - (real * real if kind == "re_squared" else real)
+
+
+def pair_losses(out: dict, masks: torch.Tensor, projector: Projector, settings: LossSettings,
+                sigma: float, keep: float, generator: torch.Generator | None = None) -> dict:
+    """The losses of one batch of B models x W views.
+
+    out: the network's outputs over the B W images, reshaped so that points (B, W, N, 3),
+    candidates (B, W, K, 4), student (B, W, 4), scale (B, W) or None; masks (B, W, G, G).
+    Returns {"reprojection", "student", "total"} (scalars) and "winner" (B, P) indices.
+    """
+    points, candidates, student, scale = out["points"], out["candidates"], out["student"], out["scale"]
+    B, W, N, _ = points.shape
+    K = candidates.shape[2]
+    first, second = view_pairs(W, points.device)
+    P = len(first)
+    if P == 0:
+        raise ValueError("the reprojection loss needs at least two views per model")
+    clouds = drop_points(points[:, first].reshape(B * P, N, 3), keep, generator)
+    clouds = clouds[:, None].expand(-1, K, -1, -1).reshape(B * P * K, -1, 3)
+    poses = candidates[:, second].reshape(B * P * K, 4)
+    scales = None
+    if scale is not None:
+        scales = scale[:, first].reshape(B * P, 1).expand(-1, K).reshape(-1)
+    silhouettes = projector.render(clouds, poses, sigma, scales)["silhouette"]
+    target = masks[:, second].reshape(B * P, 1, *masks.shape[-2:])
+    errors = ((silhouettes.view(B * P, K, *masks.shape[-2:]) - target) ** 2).sum(dim=(-2, -1))
+    best, winner = errors.min(dim=1)
+    reprojection = best.mean()
+    teacher = candidates[:, second].reshape(B * P, K, 4)
+    teacher = teacher[torch.arange(B * P, device=teacher.device), winner].detach()
+    students = student[:, second].reshape(B * P, 4)
+    s_loss = student_loss(students, teacher, settings.student_loss).mean()
+    total = reprojection + settings.student_weight * s_loss
+    return {"reprojection": reprojection, "student": s_loss, "total": total,
+            "winner": winner.view(B, P)}
+
+
+def student_reprojection(out: dict, masks: torch.Tensor, projector: Projector, sigma: float) -> torch.Tensor:
+    """(B,) mean over pairs of the squared error of the cloud of j1 seen from the STUDENT pose of j2.
+
+    What the network does at test time (one cloud, one pose); the validation metric.
+    """
+    points, student, scale = out["points"], out["student"], out["scale"]
+    B, W, N, _ = points.shape
+    first, second = view_pairs(W, points.device)
+    P = len(first)
+    clouds = points[:, first].reshape(B * P, N, 3)
+    scales = scale[:, first].reshape(-1) if scale is not None else None
+    sil = projector.render(clouds, student[:, second].reshape(B * P, 4), sigma, scales)["silhouette"]
+    target = masks[:, second].reshape(B * P, *masks.shape[-2:])
+    return ((sil - target) ** 2).sum(dim=(-2, -1)).view(B, P).mean(dim=1)

@@ -1,0 +1,171 @@
+"""Training the shape-and-pose model on one variant's views, on the shared trainer.
+
+One step: `models_per_batch` training models, `views_per_model` random views of each (DPC: 4
+models x 4 views = 16 images); every image goes through the network once; the losses of
+`shapepose.shape_pose.losses` over every pair of views of each model; one Adam step.
+
+Validation (every `validate_every` steps) runs the network as it is used at test time: for the
+first `val_models` validation models and every pair of their views, the cloud of one view seen
+from the STUDENT pose of the other, compared with that view's mask, at the final sigma and with
+every point. Its mean (val_student_reprojection) picks the exported checkpoint; the ensemble's
+min-over-candidates error (val_reprojection) is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shapepose.errors import InputError
+from shapepose.io.atomic import atomic_file
+from shapepose.shape_pose.data import ViewSet, batch_choice
+from shapepose.shape_pose.losses import LossSettings, linear_schedule, pair_losses, student_reprojection
+from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
+from shapepose.shape_pose.projection import Projector
+from shapepose.style.train import data_stamp
+from shapepose.training.device import pick_device
+from shapepose.training.loop import TrainConfig, Trainer, load_exported
+
+log = logging.getLogger("shapepose.shape_pose")
+
+
+def make_projector(projection: dict) -> Projector:
+    """The Projector of config shape_pose.projection ({grid, sigma, kernel_size, ...})."""
+    return Projector(int(projection["grid"]), projection.get("depth"),
+                     kernel_size=int(projection["kernel_size"]))
+
+
+def loss_settings(losses: dict, projection: dict) -> LossSettings:
+    return LossSettings(student_weight=float(losses["student_weight"]),
+                        student_loss=str(losses["student_loss"]),
+                        point_keep=tuple(float(v) for v in losses["point_keep"]),
+                        sigma=tuple(float(v) for v in projection["sigma"]))
+
+
+def forward_views(net: ShapePoseNet, images: torch.Tensor) -> dict:
+    """images (B, W, 3, S, S) -> the network's outputs reshaped to (B, W, ...)."""
+    B, W = images.shape[:2]
+    out = net(images.flatten(0, 1))
+    return {key: (None if value is None else value.view(B, W, *value.shape[1:]))
+            for key, value in out.items()}
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The torch generator of one step's point dropout: a pure function of (seed, step)."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, 7]).generate_state(1)[0]))
+
+
+@torch.no_grad()
+def validation_losses(net: ShapePoseNet, val: ViewSet, n_models: int, projector: Projector,
+                      settings: LossSettings, device: torch.device) -> dict[str, float]:
+    """Mean student and min-candidate reprojection errors over every view pair of n_models models."""
+    was_training = net.training
+    net.eval()
+    student, ensemble = [], []
+    try:
+        for index in range(min(n_models, len(val))):
+            batch = val.batch(np.array([index]), np.arange(val.n_views)[None])
+            images, masks = batch["images"].to(device), batch["masks"].to(device)
+            out = forward_views(net, images)
+            sigma = settings.sigma[1]
+            student.append(float(student_reprojection(out, masks, projector, sigma).mean()))
+            ensemble.append(float(pair_losses(out, masks, projector, settings, sigma, 1.0)["reprojection"]))
+    finally:
+        net.train(was_training)
+    return {"val_student_reprojection": float(np.mean(student)),
+            "val_reprojection": float(np.mean(ensemble))}
+
+
+def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: str, model: dict,
+                     projection: dict, losses: dict, training: dict, device: str, seed: int) -> dict:
+    """The rule's work: train on `data` (a DPC-layout folder), export the best checkpoint."""
+    device = pick_device(device)
+    arch = Architecture.from_config(dict(model))
+    projector = make_projector(projection)
+    settings = loss_settings(losses, projection)
+    train = ViewSet(data, "train", arch.image_size, projector.grid)
+    val = ViewSet(data, "val", arch.image_size, projector.grid)
+    W = int(training["views_per_model"])
+    if W < 2 or W > train.n_views:
+        raise InputError(Path(data), f"views_per_model {W} must be between 2 and the {train.n_views} "
+                                     f"views per model")
+    steps, B = int(training["steps"]), int(training["models_per_batch"])
+    n_val = min(int(training["val_models"]), len(val)) if training.get("val_models") else len(val)
+
+    net = build_model(arch, seed).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=float(training["lr"]),
+                                 weight_decay=float(training.get("weight_decay", 0.0)))
+    files = [train.data.image_path(m, v) for m in train.models + val.models for v in range(train.n_views)]
+    fingerprint = {"architecture": arch.to_dict(), "projection": projection, "losses": losses,
+                   "training": training, "data": data_stamp(files)}
+    trainer = Trainer(
+        checkpoint_dir, fingerprint=fingerprint, modules={"net": net},
+        optimizers={"adam": optimizer}, seed=seed, device=device,
+        config=TrainConfig(max_steps=steps, checkpoint_every=int(training["checkpoint_every"]),
+                           validate_every=int(training["validate_every"]),
+                           log_every=int(training["log_every"]), record_every=1,
+                           best_metric="val_student_reprojection", best_mode="min", keep_last=1))
+    log.info("shape and pose: %d training models (%d views each), %d validation models; %d steps "
+             "of %d models x %d views (%.1f epochs); %d points, %d pose candidates, grid %d; "
+             "device %s", len(train), train.n_views, n_val, steps, B, W, steps * B / len(train),
+             arch.points, arch.candidates, projector.grid, device)
+
+    def step_fn(step: int) -> dict[str, float]:
+        models, views = batch_choice(len(train), train.n_views, B, W, step, seed)
+        batch = train.batch(models, views)
+        sigma = linear_schedule(*settings.sigma, step, steps)
+        keep = linear_schedule(*settings.point_keep, step, steps)
+        out = forward_views(net, batch["images"].to(device))
+        terms = pair_losses(out, batch["masks"].to(device), projector, settings, sigma, keep,
+                            step_generator(seed, step))
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        return {"total": terms["total"].item(), "reprojection": terms["reprojection"].item(),
+                "student": terms["student"].item(), "sigma": sigma, "point_keep": keep}
+
+    def validate_fn() -> dict[str, float]:
+        return validation_losses(net, val, n_val, projector, settings, device)
+
+    result = trainer.fit(step_fn, validate_fn)
+    timed = [row["seconds_per_step"] for row in result.history if row.get("seconds_per_step")]
+    summary = {"n_train": len(train), "n_val": n_val, "epochs": steps * B / len(train),
+               "seconds_per_step": float(np.mean(timed)) if timed else None,
+               "best_step": result.best_step, "best_metrics": result.best_metrics,
+               "resumed_from": result.resumed_from}
+    extra = {"architecture": arch.to_dict(), "projection": dict(projection), "losses": dict(losses),
+             "summary": json.loads(json.dumps(summary, default=str))}
+    trainer.export(out, which="best", extra=extra)
+    with atomic_file(losses_csv) as tmp:
+        shutil.copyfile(trainer.checkpoint_dir / "history.csv", tmp)
+    return extra
+
+
+def load_model(source: str | Path | dict, device: torch.device | str = "cpu",
+               untrained: bool = False) -> ShapePoseNet:
+    """The network of a file written by `train_shape_pose` (or its loaded dict), in eval mode.
+
+    untrained=True gives the same architecture at its step-0 weights, rebuilt from the seed the
+    file records: the "untrained" row of the tables.
+    """
+    exported = source if isinstance(source, dict) else load_exported(source)
+    try:
+        arch = Architecture.from_config(exported["meta"]["extra"]["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(source if not isinstance(source, dict) else "?",
+                         f"not a shape-and-pose model file ({exc})") from None
+    net = build_model(arch, int(exported["meta"]["seed"]))
+    if not untrained:
+        net.load_state_dict(exported["net"])
+    return net.to(pick_device(device) if isinstance(device, str) else device).eval()
+
+
+def load_projector(source: str | Path | dict) -> Projector:
+    """The Projector a model file was trained with."""
+    exported = source if isinstance(source, dict) else load_exported(source)
+    return make_projector(exported["meta"]["extra"]["projection"])

@@ -1,0 +1,351 @@
+"""The shape-and-pose core (seed 002 chapter 5, DPC): quaternions, projection, network, losses, training."""
+
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as nnf
+from scipy.ndimage import binary_dilation
+
+from shapepose.cars.synthetic import write_synthetic
+from shapepose.images.dpc import project_points, read_dpc
+from shapepose.shape_pose import geometry, losses as L
+from shapepose.shape_pose.data import ViewSet, batch_choice, prepare_view
+from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
+from shapepose.shape_pose.projection import Projector, gaussian_kernel
+from shapepose.shape_pose.train import load_model, train_shape_pose
+from shapepose.training import SIGTERM_EXIT_STATUS
+from shapepose.training.checkpoint import read_checkpoint
+
+
+def axis_angle(axis, degrees):
+    """A unit quaternion by the textbook formula (w = cos(a/2), xyz = sin(a/2) axis)."""
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    half = math.radians(degrees) / 2
+    return np.array([math.cos(half), *(math.sin(half) * axis)])
+
+
+def rodrigues(axis, degrees):
+    """The rotation matrix of the same rotation, by Rodrigues' formula."""
+    k = np.asarray(axis, float) / np.linalg.norm(axis)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    a = math.radians(degrees)
+    return np.eye(3) + math.sin(a) * K + (1 - math.cos(a)) * K @ K
+
+
+# ---------------------------------------------------------------- quaternions
+
+@pytest.mark.parametrize("axis,deg", [([0, 0, 1], 90), ([1, 2, 3], 37), ([1, -1, 0], 170), ([0, 1, 0], 0)])
+def test_quaternion_matrix_is_rodrigues(axis, deg):
+    q = torch.as_tensor(axis_angle(axis, deg))
+    np.testing.assert_allclose(geometry.to_matrix(q).numpy(), rodrigues(axis, deg), atol=1e-12)
+    back = geometry.from_matrix(rodrigues(axis, deg))
+    assert geometry.angle_between(back, axis_angle(axis, deg)) < 1e-6
+
+
+def test_quaternion_product_is_the_matrix_product():
+    a, b = axis_angle([1, 2, 0], 50), axis_angle([0, 1, 1], -80)
+    ab = geometry.multiply(torch.as_tensor(a), torch.as_tensor(b))
+    np.testing.assert_allclose(geometry.to_matrix(ab).numpy(),
+                               rodrigues([1, 2, 0], 50) @ rodrigues([0, 1, 1], -80), atol=1e-12)
+    inverse = geometry.multiply(torch.as_tensor(a), geometry.conjugate(torch.as_tensor(a)))
+    np.testing.assert_allclose(inverse.numpy(), [1, 0, 0, 0], atol=1e-12)
+
+
+def test_angle_between_treats_q_and_minus_q_as_one_pose():
+    q = axis_angle([0.3, 1, -2], 64)
+    assert geometry.angle_between(q, -q) == pytest.approx(0, abs=1e-6)
+    r = geometry.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90)), torch.as_tensor(q)).numpy()
+    assert math.degrees(geometry.angle_between(q, r)) == pytest.approx(90)
+    assert math.degrees(geometry.angle_between(q, -r)) == pytest.approx(90)
+
+
+def test_pose_from_extrinsic_reproduces_the_file_projection(synthetic):
+    """Our pinhole with the pose from a camera file = dpc.project_points with that file."""
+    data = read_dpc(synthetic)
+    model = data.models[0]
+    points = data.load_points(model)[:50].astype(np.float64)
+    for view in range(data.n_views):
+        extrinsic = data.load_camera(model, view)["extrinsic"]
+        R = geometry.matrix_np(geometry.pose_from_extrinsic(extrinsic))
+        cam = points @ R.T + [0, 0, 2]
+        ours = 31.5 + 64 * 1.875 * cam[:, :2] / cam[:, 2:]
+        np.testing.assert_allclose(ours, project_points(points, extrinsic, 64), atol=1e-6)
+
+
+def test_pose_from_extrinsic_rejects_a_camera_off_the_axis():
+    extrinsic = np.eye(4)
+    extrinsic[:3, 3] = [0.3, 0, 2]
+    with pytest.raises(ValueError, match="not"):
+        geometry.pose_from_extrinsic(extrinsic)
+
+
+# ---------------------------------------------------------------- projection
+
+def test_single_point_silhouette_is_where_the_pinhole_puts_it():
+    projector = Projector(32, kernel_size=5)
+    identity = torch.tensor([[1.0, 0, 0, 0]])
+    for x, y in [(0.0, 0.0), (0.1, -0.05), (-0.13, 0.2)]:
+        sil = projector.render(torch.tensor([[[x, y, 0.0]]]), identity, sigma=0.0)["silhouette"][0]
+        column, row = 15.5 + 32 * 1.875 * x / 2, 15.5 + 32 * 1.875 * y / 2  # by hand
+        grid_r, grid_c = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+        empty = 1 - (1 - 1e-5) ** 32  # the occupancy floor of the log-space products
+        w = (sil - empty).clamp_min(0)
+        w = w / w.sum()
+        assert float((w * grid_r).sum()) == pytest.approx(row, abs=0.05)
+        assert float((w * grid_c).sum()) == pytest.approx(column, abs=0.05)
+        # blurred, the peak stays there
+        blurred = projector.render(torch.tensor([[[x, y, 0.0]]]), identity, sigma=1.0)["silhouette"][0]
+        r, c = np.unravel_index(int(blurred.argmax()), (32, 32))
+        assert abs(r - row) <= 0.5 and abs(c - column) <= 0.5
+
+
+def test_a_point_behind_another_is_hidden_in_depth_and_counted_once():
+    """Ray termination by hand: two cells of occupancy 1/2 on one ray."""
+    projector = Projector(4, depth=4)
+    occupancy = torch.zeros(1, 4, 4, 4)
+    occupancy[0, 1, 2, 3] = 0.5
+    occupancy[0, 3, 2, 3] = 0.5
+    r, beyond = projector.ray_termination(occupancy)
+    assert float(r[0, 1, 2, 3]) == pytest.approx(0.5, abs=1e-4)
+    assert float(r[0, 3, 2, 3]) == pytest.approx(0.25, abs=1e-4)
+    assert float(beyond[0, 2, 3]) == pytest.approx(0.25, abs=1e-4)
+    depths = projector.depth_values(occupancy)
+    half = math.sqrt(3) / 2
+    assert float(depths[1]) == pytest.approx(2 - half + 1.5 * 2 * half / 4)
+    silhouette = float(r[0, :, 2, 3].sum())
+    assert silhouette == pytest.approx(0.75, abs=1e-4)
+
+
+def test_blur_equals_the_separable_convolution():
+    projector = Projector(12, depth=10, kernel_size=5)
+    volume = torch.rand(2, 10, 12, 12, dtype=torch.float64)
+    k = gaussian_kernel(1.3, 5, torch.float64)
+    v = volume[:, None]
+    v = nnf.conv3d(v, k.view(1, 1, -1, 1, 1), padding=(2, 0, 0))
+    v = nnf.conv3d(v, k.view(1, 1, 1, -1, 1), padding=(0, 2, 0))
+    v = nnf.conv3d(v, k.view(1, 1, 1, 1, -1), padding=(0, 0, 2))
+    torch.testing.assert_close(projector.blur(volume, 1.3), v[:, 0])
+
+
+def test_projection_is_differentiable():
+    torch.manual_seed(0)
+    projector = Projector(6, depth=5, kernel_size=3)
+    points = (torch.rand(2, 5, 3, dtype=torch.float64) - 0.5) * 0.5
+    quats = geometry.normalize(torch.randn(2, 4, dtype=torch.float64))
+    scale = torch.tensor([0.7, 0.4], dtype=torch.float64)
+    points.requires_grad_(), quats.requires_grad_(), scale.requires_grad_()
+
+    def images(p, q, s):
+        out = projector.render(p, q, 0.8, s)
+        return out["silhouette"], out["depth"]
+
+    assert torch.autograd.gradcheck(images, (points, quats, scale), eps=1e-6, atol=1e-5)
+
+
+def test_ground_truth_cloud_from_the_ground_truth_pose_covers_the_rendered_mask(synthetic):
+    """The camera model matches the renderer of the synthetic set."""
+    views = ViewSet(synthetic, "train", 64, 32)  # 32 px: 1500 points leave no holes
+    projector = Projector(32, kernel_size=5)
+    for index in range(len(views)):
+        _, masks, poses = views.model(index)
+        cloud = torch.from_numpy(views.points(index))[None].expand(len(poses), -1, -1)
+        sil = projector.render(cloud, torch.from_numpy(poses), sigma=0.5)["silhouette"].numpy()
+        for s, m in zip(sil, masks):
+            a, b = s > 0.5, m > 0.5
+            # splatting spreads a point over 2 pixels and the Gaussian adds a halo: within 1 px
+            assert (a & binary_dilation(b, iterations=1)).sum() / a.sum() > 0.95
+            assert (a & b).sum() / b.sum() > 0.98  # the mask is covered
+            rows, cols = np.nonzero(b)
+            prow, pcol = np.nonzero(a)
+            assert abs(prow.mean() - rows.mean()) < 1.0 and abs(pcol.mean() - cols.mean()) < 1.0
+        # a wrong pose does not fit: turning the car by 90 degrees about the camera axis
+        turned = geometry.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90), dtype=torch.float32),
+                                   torch.from_numpy(poses))
+        sil = projector.render(cloud, turned, sigma=0.5)["silhouette"].numpy()
+        inside = [((s > 0.5) & binary_dilation(m > 0.5, iterations=1)).sum() / (s > 0.5).sum()
+                  for s, m in zip(sil, masks)]
+        assert min(inside) < 0.85
+
+
+# ---------------------------------------------------------------- data
+
+def test_prepare_view_composites_over_white_and_keeps_the_mask():
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[2:6, 2:6] = [255, 0, 0, 255]
+    rgba[0, 0] = [0, 0, 0, 128]
+    image, mask = prepare_view(rgba, 8, 4)
+    np.testing.assert_allclose(image[:, 3, 3], [1, -1, -1])
+    np.testing.assert_allclose(image[:, 7, 7], [1, 1, 1])
+    assert image[0, 0, 0] == pytest.approx((1 - 128 / 255) * 2 - 1, abs=1e-6)
+    np.testing.assert_allclose(mask[1:3, 1:3], 1.0)  # box filter over 2 x 2 blocks
+    assert mask[0, 0] == pytest.approx(128 / 255 / 4, abs=1e-6)
+
+
+def test_batches_visit_every_model_once_per_epoch():
+    seen = np.concatenate([batch_choice(10, 5, 4, 3, step, seed=3)[0] for step in range(5)])
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
+    models, views = batch_choice(10, 5, 4, 3, 7, seed=3)
+    assert views.shape == (4, 3) and all(len(set(v)) == 3 for v in views)
+    assert np.array_equal(batch_choice(10, 5, 4, 3, 7, seed=3)[1], views)
+
+
+# ---------------------------------------------------------------- network
+
+TINY = Architecture(image_size=32, filters=4, encoder_pairs=2, fc=16, points=50, candidates=3,
+                    pose_hidden=8, point_range=0.5, occupancy_scaling=True)
+
+
+def test_network_layers_and_parameter_count_by_hand():
+    net = ShapePoseNet(TINY)
+    convs = [m for m in net.encoder if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 + 2 * 2
+    assert [c.out_channels for c in convs] == [4, 8, 8, 16, 16]
+    assert [c.stride[0] for c in convs] == [2, 2, 1, 2, 1]
+    # by hand: convs; flat 16 x 4 x 4; shared 2 x fc; shape hidden + 3N (+1 scale); pose hidden;
+    # K + 1 heads of (fc -> 8 -> 8 -> 4)
+    conv = (3 * 25 * 4 + 4) + (4 * 9 * 8 + 8) + (8 * 9 * 8 + 8) + (8 * 9 * 16 + 16) + (16 * 9 * 16 + 16)
+    shared = (256 * 16 + 16) + (16 * 16 + 16)
+    shape = (16 * 16 + 16) + (16 * 150 + 150) + (16 + 1)
+    head = (16 * 8 + 8) + (8 * 8 + 8) + (8 * 4 + 4)
+    pose = (16 * 16 + 16) + 4 * head
+    assert sum(p.numel() for p in net.parameters()) == conv + shared + shape + pose
+    seed_arch = Architecture()  # the seed's sizes: 7 convolutions, 8 x 8 x 128 features at 128 px
+    assert seed_arch.feature_side == 8 and 1 + 2 * seed_arch.encoder_pairs == 7
+
+
+def test_network_outputs():
+    net = build_model(TINY, seed=5)
+    out = net(torch.rand(6, 3, 32, 32) * 2 - 1)
+    assert out["points"].shape == (6, 50, 3) and out["points"].abs().max() <= 0.5
+    assert out["candidates"].shape == (6, 3, 4) and out["student"].shape == (6, 4)
+    torch.testing.assert_close(out["candidates"].norm(dim=-1), torch.ones(6, 3))
+    assert out["scale"].shape == (6,) and ((out["scale"] > 0) & (out["scale"] < 1)).all()
+    again = build_model(TINY, seed=5)
+    for a, b in zip(net.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="expected images"):
+        net(torch.zeros(1, 3, 30, 30))
+
+
+# ---------------------------------------------------------------- losses
+
+def test_student_loss_by_hand():
+    q = torch.as_tensor(axis_angle([1, 1, 0], 40))[None]
+    turned = geometry.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90))[None], q)
+    assert float(L.student_loss(q, q)) == pytest.approx(0, abs=1e-12)
+    assert float(L.student_loss(turned, q)) == pytest.approx(1 - math.cos(math.radians(45)))
+    assert float(L.student_loss(-q, q)) == pytest.approx(2)  # the seed's formula: -q is penalized
+    assert float(L.student_loss(-q, q, "re_squared")) == pytest.approx(0, abs=1e-12)
+
+
+def test_schedules_and_point_dropout():
+    assert L.linear_schedule(0.07, 1.0, 0, 101) == pytest.approx(0.07)
+    assert L.linear_schedule(0.07, 1.0, 50, 101) == pytest.approx(0.535)
+    assert L.linear_schedule(0.07, 1.0, 100, 101) == pytest.approx(1.0)
+    points = torch.arange(300.0).view(1, 100, 3)
+    kept = L.drop_points(points, 0.25, torch.Generator().manual_seed(0))
+    assert kept.shape == (1, 25, 3)
+    rows = kept[0, :, 0] / 3
+    assert len(set(rows.tolist())) == 25 and torch.equal(kept[0], points[0, rows.long()])
+
+
+def test_reprojection_takes_the_best_candidate_and_teaches_the_student():
+    """Masks rendered from known poses; candidate 1 holds the true pose, the others are wrong."""
+    projector = Projector(16, kernel_size=3)
+    torch.manual_seed(1)
+    cloud = torch.rand(60, 3) * torch.tensor([0.8, 0.3, 0.4]) - torch.tensor([0.4, 0.15, 0.2])
+    true = torch.stack([torch.as_tensor(axis_angle([0, 1, 0], a), dtype=torch.float32) for a in (0, 70, 150)])
+    masks = projector.render(cloud[None].expand(3, -1, -1), true, 0.7)["silhouette"][None].detach()
+    wrong = geometry.multiply(torch.as_tensor(axis_angle([1, 0, 0], 90), dtype=torch.float32), true)
+    candidates = torch.stack([wrong, true, -wrong], dim=1)[None].clone().requires_grad_()
+    student = true[None].clone().requires_grad_()
+    out = {"points": cloud[None, None].expand(1, 3, -1, -1), "candidates": candidates,
+           "student": student, "scale": None}
+    terms = L.pair_losses(out, masks, projector, L.LossSettings(sigma=(0.7, 0.7)), 0.7, 1.0)
+    assert terms["winner"].tolist() == [[1, 1, 1]]
+    assert terms["reprojection"].item() < 1e-6 and terms["student"].item() < 1e-6
+    # gradients reach only the winner: perturb the points, and only candidate 1 moves
+    out["points"] = (cloud + 0.05)[None, None].expand(1, 3, -1, -1)
+    terms = L.pair_losses(out, masks, projector, L.LossSettings(sigma=(0.7, 0.7)), 0.7, 1.0)
+    terms["reprojection"].backward()
+    grad = candidates.grad[0]
+    assert grad[1:, 1].abs().sum() > 0  # the second and third views' true-pose candidates
+    assert grad[:, 0].abs().sum() == 0 and grad[:, 2].abs().sum() == 0
+
+
+# ---------------------------------------------------------------- training
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sp_synthetic")
+    write_synthetic(root, seed=11, models=12, views=4, image_size=64, diagonal=1.0,
+                    elevation=(-20, 40), lights=(1, 3), gt_points=1500,
+                    split={"train": 0.5, "val": 0.25, "test": 0.25}, truck_fraction=0.0,
+                    shape_ranges=SHAPES)
+    return root
+
+
+SHAPES = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7],
+          "truck_length": [5.0, 6.5], "truck_height": [2.0, 2.8], "wheel_radius": [0.28, 0.36],
+          "clearance_ratio": [0.4, 0.7], "cabin_ratio": [0.4, 0.6], "truck_cab_ratio": [0.25, 0.35],
+          "cabin_offset": [-0.15, 0.05]}
+MODEL = {"image_size": 32, "filters": 8, "encoder_pairs": 2, "fc": 64, "points": 300,
+         "candidates": 2, "pose_hidden": 16, "point_range": 0.5, "occupancy_scaling": True}
+PROJECTION = {"grid": 16, "sigma": [1.0, 0.5], "kernel_size": 5}
+LOSSES = {"student_weight": 20, "student_loss": "re", "point_keep": [0.3, 1.0]}
+
+
+def training(steps, **over):
+    base = {"steps": steps, "models_per_batch": 2, "views_per_model": 3, "lr": 0.001,
+            "weight_decay": 0, "checkpoint_every": 3, "validate_every": 3, "log_every": 2,
+            "val_models": 2}
+    return {**base, **over}
+
+
+def run(root, synthetic, steps, **over):
+    return train_shape_pose(data=str(synthetic), out=str(root / "model.pt"),
+                            losses_csv=str(root / "losses.csv"), checkpoint_dir=str(root / "ck"),
+                            model=MODEL, projection=PROJECTION, losses=LOSSES,
+                            training=training(steps, **over), device="cpu", seed=4)
+
+
+def test_resume_after_sigterm_is_exact(tmp_path, synthetic, monkeypatch):
+    run(tmp_path / "straight", synthetic, 6)
+    original, calls = L.pair_losses, []
+
+    def losses_then_sigterm(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # steps 0-2 make calls 1-3; call 4 is the validation after step 3
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    import shapepose.shape_pose.train as train_module
+    monkeypatch.setattr(train_module, "pair_losses", losses_then_sigterm)
+    with pytest.raises(SystemExit) as stopped:
+        run(tmp_path / "resumed", synthetic, 6)
+    assert stopped.value.code == SIGTERM_EXIT_STATUS
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "resumed" / "ck").glob("step_*.pt")] == ["step_00000003.pt"]
+    extra = run(tmp_path / "resumed", synthetic, 6)
+    assert extra["summary"]["resumed_from"] == 3
+    a = load_model(tmp_path / "straight" / "model.pt")
+    b = load_model(tmp_path / "resumed" / "model.pt")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    steps = [read_checkpoint(tmp_path / r / "ck" / "best.pt")["step"] for r in ("straight", "resumed")]
+    assert steps[0] == steps[1]
+
+
+def test_untrained_model_is_the_step_zero_network(tmp_path, synthetic):
+    run(tmp_path, synthetic, 2)
+    untrained = load_model(tmp_path / "model.pt", untrained=True)
+    fresh = build_model(Architecture(**MODEL), seed=4)
+    for x, y in zip(untrained.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(x, y)
+    trained = load_model(tmp_path / "model.pt")
+    assert any(not torch.equal(x, y) for x, y in zip(trained.state_dict().values(),
+                                                     fresh.state_dict().values()))
