@@ -12,7 +12,8 @@ from scipy.ndimage import binary_dilation
 
 from shapepose.cars.synthetic import write_synthetic
 from shapepose.images.dpc import project_points, read_dpc
-from shapepose.shape_pose import geometry, losses as L
+from shapepose.shape_pose import geometry
+from shapepose.shape_pose import losses as L
 from shapepose.shape_pose.data import ViewSet, batch_choice, prepare_view
 from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
 from shapepose.shape_pose.projection import Projector, gaussian_kernel
@@ -188,7 +189,7 @@ def test_prepare_view_composites_over_white_and_keeps_the_mask():
 def test_batches_visit_every_model_once_per_epoch():
     seen = np.concatenate([batch_choice(10, 5, 4, 3, step, seed=3)[0] for step in range(5)])
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
-    models, views = batch_choice(10, 5, 4, 3, 7, seed=3)
+    _models, views = batch_choice(10, 5, 4, 3, 7, seed=3)
     assert views.shape == (4, 3) and all(len(set(v)) == 3 for v in views)
     assert np.array_equal(batch_choice(10, 5, 4, 3, 7, seed=3)[1], views)
 
@@ -295,7 +296,7 @@ SHAPES = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7
           "cabin_offset": [-0.15, 0.05]}
 MODEL = {"image_size": 32, "filters": 8, "encoder_pairs": 2, "fc": 64, "points": 300,
          "candidates": 2, "pose_hidden": 16, "point_range": 0.5, "occupancy_scaling": True}
-PROJECTION = {"grid": 16, "sigma": [1.0, 0.5], "kernel_size": 5}
+PROJECTION = {"grid": 24, "sigma": [1.0, 0.5], "kernel_size": 5}
 LOSSES = {"student_weight": 20, "student_loss": "re", "point_keep": [0.3, 1.0]}
 
 
@@ -349,3 +350,29 @@ def test_untrained_model_is_the_step_zero_network(tmp_path, synthetic):
     trained = load_model(tmp_path / "model.pt")
     assert any(not torch.equal(x, y) for x, y in zip(trained.state_dict().values(),
                                                      fresh.state_dict().values()))
+
+
+def test_a_few_hundred_steps_learn_shape_and_beat_the_untrained_network(tmp_path, synthetic):
+    """Training lowers the reprojection loss, and the trained cloud is closer to the truth."""
+    import pandas as pd
+
+    from shapepose.shape_pose.evaluate import evaluate_net
+
+    steps = 300
+    run(tmp_path, synthetic, steps, checkpoint_every=100, validate_every=100, log_every=50,
+        models_per_batch=3)
+    history = pd.read_csv(tmp_path / "losses.csv")
+    first, last = history["reprojection"][:30].mean(), history["reprojection"][-30:].mean()
+    assert last < 0.6 * first
+    evaluation = {"points": 1000, "accuracy_threshold": 30,
+                  "alignment": {"models": 15, "views_per_model": 2, "icp_threshold": 0.2,
+                                "icp_iterations": 20}}
+    align = ViewSet(synthetic, "val", MODEL["image_size"], PROJECTION["grid"])
+    test = ViewSet(synthetic, "test", MODEL["image_size"], PROJECTION["grid"])
+    scores = {}
+    for untrained in (True, False):
+        net = load_model(tmp_path / "model.pt", untrained=untrained)
+        scores[untrained] = evaluate_net(net, align_views=align, test_views=test,
+                                         evaluation=evaluation, device="cpu")[1]
+    assert scores[False]["chamfer"] < 0.8 * scores[True]["chamfer"]
+    assert scores[False]["coverage"] < scores[True]["coverage"]
