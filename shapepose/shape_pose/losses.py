@@ -58,7 +58,7 @@ def drop_points(points: torch.Tensor, keep: float, generator: torch.Generator | 
     if keep >= 1.0:
         return points
     R, N, _ = points.shape
-    M = max(1, int(round(keep * N)))
+    M = max(1, round(keep * N))
     order = torch.rand(R, N, generator=generator).argsort(dim=1)[:, :M].to(points.device)
     return torch.gather(points, 1, order[..., None].expand(R, M, 3))
 

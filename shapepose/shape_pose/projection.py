@@ -76,7 +76,7 @@ class Projector:
 
         Corners outside the grid get no weight (DPC drops points outside the grid).
         """
-        R, N, _ = coords.shape
+        R, _N, _ = coords.shape
         D, G = self.depth, self.grid
         base = torch.floor(coords.detach())
         frac = coords - base

@@ -24,7 +24,12 @@ import torch
 from shapepose.errors import InputError
 from shapepose.io.atomic import atomic_file
 from shapepose.shape_pose.data import ViewSet, batch_choice
-from shapepose.shape_pose.losses import LossSettings, linear_schedule, pair_losses, student_reprojection
+from shapepose.shape_pose.losses import (
+    LossSettings,
+    linear_schedule,
+    pair_losses,
+    student_reprojection,
+)
 from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
 from shapepose.shape_pose.projection import Projector
 from shapepose.style.train import data_stamp
