@@ -26,6 +26,7 @@ include: "workflow/rules/segment.smk"
 include: "workflow/rules/cutouts.smk"
 include: "workflow/rules/style_transfer.smk"
 include: "workflow/rules/neural_parts.smk"
+include: "workflow/rules/shape_pose.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -34,6 +35,7 @@ rule all:
         all_mesh_branch_outputs(),
         image_branch_outputs(),
         style_transfer_outputs(),
+        shape_pose_outputs(),
         neural_parts_outputs(),
         rules.metric_tables.output,
     default_target: True
@@ -49,6 +51,7 @@ rule image_branch:
     input:
         image_branch_outputs(),
         style_transfer_outputs(),
+        shape_pose_outputs(),
 
 
 rule neural_parts:

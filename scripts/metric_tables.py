@@ -25,6 +25,10 @@ with script_logging(snakemake):
                 inp.frame_ratio, inp.frame_ratio_plot],
             f"Car photos {params.cars_dataset}: segmentation quality": [inp.segmentation_quality],
             **style,
+            f"Car photos {params.cars_dataset}: shape and pose (seed 002 table 6.2)": [
+                inp.shape_pose],
+            f"Car photos {params.cars_dataset}: shape and pose on real cut-outs (seed 002 figures "
+            "6.5, 7.1)": [inp.shape_pose_real, inp.shape_pose_plot],
         },
         snakemake.output.index,
         title="shapepose metric tables",

@@ -84,6 +84,11 @@ def test_default_plan(tmp_path):
                               "export_neural_parts": n_parts, "tabulate_neural_parts": 1,
                               "train_style_transfer": n_styles, "stylize": n_styles,
                               "report_style_transfer": n_styles,
+                              # shape and pose: original + each experiment trained; those and the
+                              # untrained model scored on every test set and on the real cut-outs
+                              "train_shape_pose": 1 + n_styles,
+                              "eval_shape_pose": (2 + n_styles) * (1 + n_styles),
+                              "eval_real_masks": 2 + n_styles, "tabulate_shape_pose": 1,
                               "metric_tables": 1, "all": 1})
     assert len(wildcards) == n
 

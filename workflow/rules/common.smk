@@ -266,3 +266,66 @@ def style_transfer_outputs():
         [*rules.report_style_transfer.output, rules.stylize.output.data],
         experiment=STYLE_EXPERIMENTS,
     )
+
+
+# ---- Shape and pose (seed 002 chapters 5-6): variants, test sets, and what `all` asks for --------
+
+import re
+
+SHAPE_POSE = config["shape_pose"]
+SHAPE_POSE_VARIANTS = ["original", *STYLE_EXPERIMENTS]  # one trained model each
+SHAPE_POSE_UNTRAINED = "untrained"  # the original variant's architecture at its step-0 weights
+SHAPE_POSE_EVAL_VARIANTS = [*SHAPE_POSE_VARIANTS, SHAPE_POSE_UNTRAINED]
+SHAPE_POSE_TEST_SETS = ["original", *STYLE_EXPERIMENTS]  # every test split, stylized or not
+SHAPE_POSE_DIR = f"results/shape_pose/{CARS}/{{variant}}"
+if SHAPE_POSE_UNTRAINED in STYLE_EXPERIMENTS:
+    raise ValueError(
+        f"config: style_transfer.experiments may not be named '{SHAPE_POSE_UNTRAINED}': the "
+        "shape-and-pose tables use that name for the model before training"
+    )
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(re.escape(name) for name in names)
+
+
+def _dpc_set(name):
+    """The DPC-layout folder of one variant or test set: the renders, or one experiment's stylized copy."""
+    if name in ("original", SHAPE_POSE_UNTRAINED):
+        return synthetic_root()
+    return expand(rules.stylize.output.data, experiment=name)[0]
+
+
+def shape_pose_data(wildcards):
+    """The set a variant trains on (and aligns its canonical frame with): untrained -> the renders."""
+    return _dpc_set(wildcards.variant)
+
+
+def shape_pose_test_data(wildcards):
+    """The set whose test split an evaluation scores."""
+    return _dpc_set(wildcards.test_set)
+
+
+def shape_pose_model(wildcards):
+    """The exported model of a variant; the untrained row reads the original's (its seed and sizes)."""
+    trained = "original" if wildcards.variant == SHAPE_POSE_UNTRAINED else wildcards.variant
+    return expand(rules.train_shape_pose.output.model, variant=trained)[0]
+
+
+def shape_pose_untrained(wildcards):
+    """True for the untrained row: the evaluation rebuilds the step-0 weights from the model file."""
+    return wildcards.variant == SHAPE_POSE_UNTRAINED
+
+
+# Each evaluation rule gets only the settings it reads, so that changing one setting reruns only
+# the jobs that use it (the KDE's grid, for one, redraws the plot without rescoring anything).
+_EVALUATION = SHAPE_POSE["evaluation"]
+SHAPE_POSE_SCORING = {key: _EVALUATION[key] for key in ("points", "accuracy_threshold", "alignment")}
+SHAPE_POSE_MASKING = {"real_masks": {key: _EVALUATION["real_masks"][key] for key in ("size", "point_radius")}}
+SHAPE_POSE_KDE_POINTS = _EVALUATION["real_masks"]["kde_points"]
+
+
+def shape_pose_outputs():
+    """Everything the shape-and-pose stage produces that `all` asks for."""
+    return list(rules.tabulate_shape_pose.output)

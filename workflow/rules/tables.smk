@@ -11,6 +11,9 @@ rule metric_tables:
         style_tables=expand(rules.report_style_transfer.output.table_md, experiment=STYLE_EXPERIMENTS),
         style_curves=expand(rules.report_style_transfer.output.curves, experiment=STYLE_EXPERIMENTS),
         style_grids=expand(rules.report_style_transfer.output.grid, experiment=STYLE_EXPERIMENTS),
+        shape_pose=rules.tabulate_shape_pose.output.md,
+        shape_pose_real=rules.tabulate_shape_pose.output.real_md,
+        shape_pose_plot=rules.tabulate_shape_pose.output.plot,
     output:
         index=report(
             "results/tables/index.md",

@@ -1,0 +1,25 @@
+"""Snakemake entry: one variant's predicted masks against the held-out real cut-outs (XOR disagreement)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    import torch
+
+    from shapepose.shape_pose.evaluate import eval_real_masks
+
+    torch.set_num_threads(snakemake.threads)
+    eval_real_masks(
+        model=snakemake.input.model,
+        untrained=bool(snakemake.params.untrained),
+        cutouts=snakemake.input.cutouts,
+        synthetic=snakemake.input.synthetic,
+        variant=snakemake.wildcards.variant,
+        out_csv=snakemake.output.csv,
+        evaluation=dict(snakemake.params.evaluation),
+        device=snakemake.params.device,
+        seed=int(snakemake.params.seed),
+    )

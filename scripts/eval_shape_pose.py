@@ -1,0 +1,27 @@
+"""Snakemake entry: one variant's model on one test set: Chamfer terms, pose accuracy and median error."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    import torch
+
+    from shapepose.shape_pose.evaluate import eval_shape_pose
+
+    torch.set_num_threads(snakemake.threads)
+    eval_shape_pose(
+        model=snakemake.input.model,
+        untrained=bool(snakemake.params.untrained),
+        align_data=snakemake.input.align_data,
+        test_data=snakemake.input.test_data,
+        variant=snakemake.wildcards.variant,
+        test_set=snakemake.wildcards.test_set,
+        out_csv=snakemake.output.csv,
+        out_json=snakemake.output.json,
+        evaluation=dict(snakemake.params.evaluation),
+        device=snakemake.params.device,
+        seed=int(snakemake.params.seed),
+    )

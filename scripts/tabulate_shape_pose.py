@@ -1,0 +1,22 @@
+"""Snakemake entry: table 6.2 (variants x test sets beside the seed's rows) and the real-mask curves."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    from shapepose.shape_pose.table import tabulate_shape_pose
+
+    tabulate_shape_pose(
+        summaries=list(snakemake.input.summaries),
+        real_masks=list(snakemake.input.real_masks),
+        variants=list(snakemake.params.variants),
+        out_csv=snakemake.output.csv,
+        out_md=snakemake.output.md,
+        out_plot=snakemake.output.plot,
+        out_real_md=snakemake.output.real_md,
+        dataset=snakemake.params.dataset,
+        kde_points=int(snakemake.params.kde_points),
+    )

@@ -1,0 +1,26 @@
+"""Snakemake entry: train one shape-and-pose variant; export its best checkpoint and losses."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
+
+from shapepose.workflow import script_logging
+
+with script_logging(snakemake):
+    import torch
+
+    from shapepose.shape_pose.train import train_shape_pose
+
+    torch.set_num_threads(snakemake.threads)
+    train_shape_pose(
+        data=snakemake.input.data,
+        out=snakemake.output.model,
+        losses_csv=snakemake.output.losses,
+        checkpoint_dir=snakemake.params.checkpoint_dir,
+        model=dict(snakemake.params.model),
+        projection=dict(snakemake.params.projection),
+        losses=dict(snakemake.params.losses),
+        training=dict(snakemake.params.training),
+        device=snakemake.params.device,
+        seed=int(snakemake.params.seed),
+    )

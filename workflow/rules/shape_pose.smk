@@ -1,0 +1,158 @@
+# Shape and pose from one image (seed 002 chapters 5-6, differentiable point clouds) per variant:
+# train on the renders or a stylized copy, score on every test set and on the real cut-outs, tabulate.
+
+
+rule train_shape_pose:
+    input:
+        data=shape_pose_data,
+    output:
+        model=f"{SHAPE_POSE_DIR}/model.pt",
+        losses=f"{SHAPE_POSE_DIR}/losses.csv",
+    params:
+        # not an output: Snakemake would delete it on failure, and resuming needs it
+        checkpoint_dir=f"results/checkpoints/shape_pose/{CARS}/{{variant}}",
+        model=SHAPE_POSE["model"],
+        projection=SHAPE_POSE["projection"],
+        losses=SHAPE_POSE["losses"],
+        training=SHAPE_POSE["training"],
+        device=SHAPE_POSE["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        variant=one_of(SHAPE_POSE_VARIANTS),
+    # One thread: two variants side by side on two cores. Demo sizes: 0.24 s per step of 16 images
+    # on one core, 95-97 s for the default 400 steps (measured, machine loaded); the seed's 600k
+    # steps of 16 images at 128 px want the GPU (3.5 days on a GTX 1080 Ti).
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=1440,  # minutes per attempt; a longer run resumes from its checkpoint when retried
+        gpu=1,
+    log:
+        f"logs/train_shape_pose/{CARS}/{{variant}}.log",
+    benchmark:
+        f"benchmarks/train_shape_pose/{CARS}/{{variant}}.tsv"
+    conda:
+        "../../envs/shape_pose.yaml"
+    script:
+        "../../scripts/train_shape_pose.py"
+
+
+rule eval_shape_pose:
+    input:
+        model=shape_pose_model,
+        align_data=shape_pose_data,
+        test_data=shape_pose_test_data,
+    output:
+        csv=f"{SHAPE_POSE_DIR}/eval_{{test_set}}.csv",
+        json=f"{SHAPE_POSE_DIR}/eval_{{test_set}}.json",
+    params:
+        evaluation=SHAPE_POSE_SCORING,
+        untrained=shape_pose_untrained,
+        device=SHAPE_POSE["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        variant=one_of(SHAPE_POSE_EVAL_VARIANTS),
+        test_set=one_of(SHAPE_POSE_TEST_SETS),
+    # Prediction on the test split, ICP alignment on the variant's own validation split, Chamfer
+    # with a k-d tree: 6.5 s per job for the demo's 40 test views on one core (about 3 s of it
+    # imports).
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=120,  # minutes; the seed's 7500 test images
+        gpu=1,
+    log:
+        f"logs/eval_shape_pose/{CARS}/{{variant}}/{{test_set}}.log",
+    benchmark:
+        f"benchmarks/eval_shape_pose/{CARS}/{{variant}}/{{test_set}}.tsv"
+    conda:
+        "../../envs/shape_pose.yaml"
+    script:
+        "../../scripts/eval_shape_pose.py"
+
+
+rule eval_real_masks:
+    input:
+        model=shape_pose_model,
+        cutouts=real_cutouts("test"),
+        synthetic=synthetic_root(),
+    output:
+        csv=f"{SHAPE_POSE_DIR}/real_masks.csv",
+    params:
+        evaluation=SHAPE_POSE_MASKING,
+        untrained=shape_pose_untrained,
+        device=SHAPE_POSE["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        variant=one_of(SHAPE_POSE_EVAL_VARIANTS),
+    # The held-out real cut-outs and the synthetic test views through the network, each predicted
+    # cloud drawn as a mask: 3.6 s per job at demo size (8 cut-outs, 40 views) on one core.
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=60,  # minutes; the seed's 2818 cut-outs
+        gpu=1,
+    log:
+        f"logs/eval_real_masks/{CARS}/{{variant}}.log",
+    benchmark:
+        f"benchmarks/eval_real_masks/{CARS}/{{variant}}.tsv"
+    conda:
+        "../../envs/shape_pose.yaml"
+    script:
+        "../../scripts/eval_real_masks.py"
+
+
+rule tabulate_shape_pose:
+    input:
+        summaries=expand(
+            rules.eval_shape_pose.output.json,
+            variant=SHAPE_POSE_EVAL_VARIANTS,
+            test_set=SHAPE_POSE_TEST_SETS,
+        ),
+        real_masks=expand(rules.eval_real_masks.output.csv, variant=SHAPE_POSE_EVAL_VARIANTS),
+    output:
+        csv=report(
+            f"results/tables/{CARS}/shape_pose.csv",
+            caption="../report/shape_pose_table.rst",
+            category="Shape and pose",
+            subcategory="synthetic test sets",
+            labels={"result": "table 6.2", "format": "CSV"},
+        ),
+        md=report(
+            f"results/tables/{CARS}/shape_pose.md",
+            caption="../report/shape_pose_table.rst",
+            category="Shape and pose",
+            subcategory="synthetic test sets",
+            labels={"result": "table 6.2", "format": "Markdown"},
+        ),
+        plot=report(
+            f"results/tables/{CARS}/shape_pose_real_masks.png",
+            caption="../report/shape_pose_real_masks_plot.rst",
+            category="Shape and pose",
+            subcategory="real cut-outs",
+            labels={"result": "figures 6.5 and 7.1", "format": "PNG"},
+        ),
+        real_md=report(
+            f"results/tables/{CARS}/shape_pose_real_masks.md",
+            caption="../report/shape_pose_real_masks.rst",
+            category="Shape and pose",
+            subcategory="real cut-outs",
+            labels={"result": "mask disagreement", "format": "Markdown"},
+        ),
+    params:
+        variants=SHAPE_POSE_EVAL_VARIANTS,
+        dataset=CARS,
+        kde_points=SHAPE_POSE_KDE_POINTS,
+    # Two tables and one plot from small files: 1.2 s measured, mostly the imports.
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        runtime=5,
+    log:
+        f"logs/tabulate_shape_pose/{CARS}.log",
+    benchmark:
+        f"benchmarks/tabulate_shape_pose/{CARS}.tsv"
+    conda:
+        "../../envs/shape_pose.yaml"
+    script:
+        "../../scripts/tabulate_shape_pose.py"
