@@ -207,7 +207,7 @@ def test_changing_a_training_setting_replans_only_shape_pose_and_the_tables(tiny
 
 @pytest.mark.parametrize("key, value, rules", [
     ("points", 50, ["eval_shape_pose"]),
-    ("real_masks.point_radius", 0.02, ["eval_real_masks"]),
+    ("real_masks.point_radius", 0.035, ["eval_real_masks"]),  # the default is 0.02
     ("real_masks.kde_points", 30, []),  # the plot's grid only
 ])
 def test_changing_an_evaluation_setting_rescores_without_retraining(tiny, key, value, rules):
