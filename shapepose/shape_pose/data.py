@@ -24,6 +24,7 @@ from shapepose.errors import InputError
 from shapepose.images.dpc import read_dpc
 from shapepose.images.frame_ratio import resize_rgba
 from shapepose.shape_pose.geometry import pose_from_extrinsic
+from shapepose.style.data import batch_indices
 
 
 def prepare_view(rgba: np.ndarray, image_size: int, mask_size: int,
@@ -42,15 +43,6 @@ def prepare_view(rgba: np.ndarray, image_size: int, mask_size: int,
         mask = np.asarray(Image.fromarray(full_alpha, mode="F").resize(
             (mask_size, mask_size), Image.Resampling.BOX), dtype=np.float32)
     return image, np.clip(mask, 0.0, 1.0)
-
-
-def read_rgba(path: str | Path) -> np.ndarray:
-    """(H, W, 4) uint8; an unreadable file raises InputError naming it."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGBA"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read image: {exc}") from None
 
 
 class ViewSet:
@@ -121,12 +113,7 @@ def batch_choice(n_models: int, n_views: int, models_per_batch: int, views_per_m
     """(models (B,), views (B, W)) of training step `step`: a pure function of (seed, step)."""
     if views_per_model > n_views:
         raise ValueError(f"views_per_model {views_per_model} exceeds the {n_views} views per model")
-    positions = step * models_per_batch + np.arange(models_per_batch)
-    models = np.empty(models_per_batch, dtype=np.int64)
-    for epoch in np.unique(positions // n_models):
-        perm = np.random.default_rng([seed, 5, int(epoch)]).permutation(n_models)
-        here = positions // n_models == epoch
-        models[here] = perm[positions[here] % n_models]
+    models = batch_indices(n_models, models_per_batch, step, seed, domain=5)
     rng = np.random.default_rng([seed, 6, step])
     views = np.stack([rng.permutation(n_views)[:views_per_model] for _ in range(models_per_batch)])
     return models, views

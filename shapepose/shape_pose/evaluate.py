@@ -33,10 +33,11 @@ from shapepose.errors import InputError
 from shapepose.images.dpc import read_dpc
 from shapepose.io import atomic_file
 from shapepose.shape_pose.alignment import apply_alignment, fit_alignment
-from shapepose.shape_pose.data import ViewSet, cutout_paths, prepare_view, read_rgba
+from shapepose.shape_pose.data import ViewSet, cutout_paths, prepare_view
 from shapepose.shape_pose.metrics import chamfer, pose_errors_deg, pose_summary
 from shapepose.shape_pose.sharp import sharp_mask, xor_disagreement
 from shapepose.shape_pose.train import load_model
+from shapepose.style.data import read_rgba
 from shapepose.training.device import pick_device
 from shapepose.training.loop import load_exported
 

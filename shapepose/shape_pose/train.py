@@ -32,6 +32,7 @@ from shapepose.shape_pose.losses import (
 )
 from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
 from shapepose.shape_pose.projection import Projector
+from shapepose.style.data import step_generator
 from shapepose.style.train import data_stamp
 from shapepose.training.device import pick_device
 from shapepose.training.loop import TrainConfig, Trainer, load_exported
@@ -58,11 +59,6 @@ def forward_views(net: ShapePoseNet, images: torch.Tensor) -> dict:
     out = net(images.flatten(0, 1))
     return {key: (None if value is None else value.view(B, W, *value.shape[1:]))
             for key, value in out.items()}
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The torch generator of one step's point dropout: a pure function of (seed, step)."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, 7]).generate_state(1)[0]))
 
 
 @torch.no_grad()
@@ -127,7 +123,7 @@ def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: st
         keep = linear_schedule(*settings.point_keep, step, steps)
         out = forward_views(net, batch["images"].to(device))
         terms = pair_losses(out, batch["masks"].to(device), projector, settings, sigma, keep,
-                            step_generator(seed, step))
+                            step_generator(seed, step, stream=7))
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()

@@ -122,6 +122,9 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int, domain: int) ->
     return out
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The torch generator for one step's random choices (flips, pool swaps, penalty mixing)."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, 4]).generate_state(1)[0]))
+def step_generator(seed: int, step: int, stream: int = 4) -> torch.Generator:
+    """The torch generator for one step's random choices (flips, pool swaps, penalty mixing).
+
+    `stream` keeps the draws of different stages apart (style transfer 4, shape and pose 7).
+    """
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, stream]).generate_state(1)[0]))
