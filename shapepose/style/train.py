@@ -46,6 +46,7 @@ from shapepose.style.features import ResNetFeatures, weights_stamp
 from shapepose.style.losses import (
     LossWeights,
     alpha_mask,
+    critic_gradient_norms,
     generator_terms,
     gradient_penalty,
     lsgan_discriminator,
@@ -260,7 +261,19 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
         fd_ratio = fd / max(reference["fd0"], 1e-12)
         tolerance = float(training["alpha_tolerance"])
         score = fd_ratio + VIOLATION_COST * max(0.0, disagreement - tolerance)
-        return {"val_score": score, "val_fd_ratio": fd_ratio, "val_alpha_disagreement": disagreement}
+        return {"val_score": score, "val_fd_ratio": fd_ratio, "val_alpha_disagreement": disagreement,
+                **critic_gradients(x, stylized)}
+
+    def critic_gradients(x: torch.Tensor, stylized: torch.Tensor) -> dict[str, float]:
+        """Mean |grad D| of each critic between real and generated validation images: what the
+        gradient penalty drives towards 1 (recorded with or without it, so runs compare)."""
+        n = min(len(x), len(Y))
+        gen = step_generator(seed, 0, stream=8)  # the same interpolates at every validation
+        real_y, fake_x = Y.tensor(range(n)), generate(model.F, Y.tensor(range(n)), device)
+        with torch.enable_grad():
+            norm_y = critic_gradient_norms(model.D_Y, real_y.to(device), stylized[:n].to(device), gen)
+            norm_x = critic_gradient_norms(model.D_X, x[:n].to(device), fake_x.to(device), gen)
+        return {"val_grad_norm_D_Y": float(norm_y.mean()), "val_grad_norm_D_X": float(norm_x.mean())}
 
     result = trainer.fit(step_fn, validate_fn if X_val else None)
     timed = [row["seconds_per_step"] for row in result.history if row.get("seconds_per_step")]
