@@ -145,15 +145,32 @@ def test_overlap_loss_by_hand():
     assert overlap_loss(g, 1.0, 1.95).item() == pytest.approx((0 + 0 + 1.05) / 3, abs=1e-6)
 
 
-def test_coverage_loss_sums_the_k_lowest_interior_points_per_primitive():
+def test_coverage_loss_averages_the_k_lowest_interior_points_per_primitive():
     g = torch.tensor([[[0.0, 1.0, -5.0, 2.0], [3.0, -1.0, -7.0, 0.0]]])  # (B=1, M=2, N=4)
     inside = torch.tensor([[True, True, False, True]])  # the very low g at point 2 must not count
 
     def term(value):
         return -math.log(1e-6 + 1 / (1 + math.exp(value)))  # -log(1e-6 + sigmoid(-value))
 
-    expected = term(0.0) + term(1.0) + term(-1.0) + term(0.0)
+    expected = (term(0.0) + term(1.0) + term(-1.0) + term(0.0)) / 4  # mean over k = 2 and M = 2
     assert coverage_loss(g, inside, 1.0, 2).item() == pytest.approx(expected, rel=1e-6)
+
+
+def authors_min_points_loss(phi_volume: torch.Tensor, labels: torch.Tensor, k: int,
+                            sharpness: float) -> torch.Tensor:
+    """neural_parts' `min_points_loss`, written out: phi (B, N, M), labels (B, N, 1) in {0, 1}."""
+    implicit = phi_volume + (1 - labels) * 1e6
+    implicit = torch.topk(implicit, k, dim=1, largest=False, sorted=False)[0]
+    return -torch.log(torch.sigmoid(-sharpness * implicit) + 1e-6).mean()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coverage_loss_is_the_authors_min_points_loss(seed):
+    generator = torch.Generator().manual_seed(seed)
+    g = torch.randn(2, 4, 500, generator=generator) * 0.01  # (B, M, N), around the sharpness 250
+    inside = torch.rand(2, 500, generator=generator) < 0.3
+    expected = authors_min_points_loss(g.transpose(1, 2), inside[..., None].float(), 10, 250.0)
+    assert coverage_loss(g, inside, 0.004, 10).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_default_loss_settings_are_the_seeds():

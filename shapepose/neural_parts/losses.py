@@ -89,15 +89,18 @@ def overlap_loss(g: torch.Tensor, tau: float, overlap_lambda: float) -> torch.Te
 def coverage_loss(g: torch.Tensor, inside: torch.Tensor, tau: float, k: int) -> torch.Tensor:
     """L_cover in the form seed 003 found to work (the authors' code, not the paper's formula).
 
-    Per frame: sum over primitives m and over the k target-interior points with the lowest g_m of
-    -log(1e-6 + sigmoid(-g_m(x) / tau)); averaged over frames. g (B, M, N), inside (B, N) bool.
-    Points outside the target never count; a frame with fewer than k interior points uses them all.
+    For every frame b and primitive m, the k target-interior points with the lowest g_m each give
+    -log(1e-6 + sigmoid(-g_m(x) / tau)); the loss is the MEAN over (frame, k, primitive), as the
+    authors' `min_points_loss` takes it (its weight 0.01 is tuned for the mean; a sum over k and
+    the primitives would be M k times larger). g (B, M, N), inside (B, N) bool. Points outside
+    the target never count; a frame with fewer than k interior points pads with points whose term
+    is -log(1e-6), as the authors' +1e6 mask does.
     """
     k = min(k, g.shape[2])
     masked = torch.where(inside[:, None, :], g, torch.full_like(g, float("inf")))
     lowest = torch.topk(masked, k, dim=2, largest=False).values
     terms = -torch.log(COVERAGE_EPS + torch.sigmoid(-lowest / tau))
-    return terms.sum(dim=(1, 2)).mean()
+    return terms.mean()
 
 
 def neural_parts_losses(model: NeuralParts, batch: dict[str, torch.Tensor], sphere: torch.Tensor,
