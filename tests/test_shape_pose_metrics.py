@@ -64,6 +64,33 @@ def test_chamfer_matches_brute_force():
     np.testing.assert_allclose(nearest_distances(gt, pred), pairwise.min(axis=0), rtol=1e-12)
 
 
+def sphere_points(rng, n):
+    """n points uniform on the unit sphere."""
+    v = rng.normal(size=(n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def expected_nearest_on_sphere(m: int) -> float:
+    """E[distance from a uniform point on the unit sphere to the nearest of m uniform points].
+
+    The points within chord distance t of a point cover a cap of area pi t^2 (of 4 pi), so
+    P(d > t) = (1 - t^2 / 4)^m and E[d] = 2 int_0^1 (1 - u^2)^m du = sqrt(pi) m! / Gamma(m + 3/2).
+    """
+    return math.exp(0.5 * math.log(math.pi) + math.lgamma(m + 1) - math.lgamma(m + 1.5))
+
+
+def test_precision_of_a_perfect_prediction_has_its_closed_form_and_a_prefix_inflates_it():
+    """An exact surface sample scores precision E[d](M) against M ground-truth points: against a
+    quarter of them it doubles (why evaluation.points defaults to every point, as DPC)."""
+    rng = np.random.default_rng(5)
+    prediction, truth = sphere_points(rng, 8000), sphere_points(rng, 4000)
+    full = chamfer(prediction, truth)["precision"]
+    prefix = chamfer(prediction, truth[:1000])["precision"]
+    assert full == pytest.approx(expected_nearest_on_sphere(4000), rel=0.03)  # 0.0280
+    assert prefix == pytest.approx(expected_nearest_on_sphere(1000), rel=0.03)  # 0.0560
+    assert prefix / full == pytest.approx(2.0, rel=0.05)
+
+
 def test_precision_and_coverage_are_asymmetric_on_a_subset():
     rng = np.random.default_rng(1)
     cloud = rng.normal(size=(200, 3))

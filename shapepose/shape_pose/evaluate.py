@@ -3,8 +3,8 @@
 `eval_shape_pose` (seed 002 section 6.2, DPC's eval_chamfer / eval_camera_pose): the model's frame
 is aligned to the ground truth on the VALIDATION split of its own training set
 (`shapepose.shape_pose.alignment`), then every view of a TEST split is scored: Chamfer terms of
-the aligned cloud against a prefix of the ground-truth points, and the angle between the aligned
-student pose and the true pose.
+the aligned cloud against every ground-truth point (or a prefix, `evaluation.points`), and the
+angle between the aligned student pose and the true pose.
 
 `eval_real_masks` (section 6.3, figures 6.5 and 7.1): every held-out real cut-out, and every
 view of the synthetic test split, through the network; the predicted cloud drawn sharply from
@@ -83,14 +83,27 @@ def predict_split(net: torch.nn.Module, views: ViewSet, device: torch.device | s
     return np.stack([r[1] for r in results]), np.stack([r[2] for r in results])
 
 
-def ground_truth_points(views: ViewSet, index: int, n_points: int) -> np.ndarray:
-    """The first n_points ground-truth points (the files are shuffled, so a prefix is a uniform draw)."""
+def ground_truth_points(views: ViewSet, index: int, n_points: int | None) -> np.ndarray:
+    """The ground-truth cloud a prediction is scored against: every point of the file (None, DPC's
+    eval_chamfer), or its first n_points (the files are shuffled, so a prefix is a uniform draw).
+
+    A prefix biases precision upwards: the distance from a predicted point to the nearest of M
+    surface points falls as 1 / sqrt(M) (half the mean spacing), so scoring against a quarter of
+    the points doubles even a perfect prediction's precision.
+    """
     points = views.points(index)
+    if n_points is None:
+        return points
     if len(points) < n_points:
         raise InputError(views.data.gt_dir / f"{views.models[index]}.mat",
                          f"has {len(points)} ground-truth points; evaluation.points asks for {n_points}",
                          key="points")
     return points[:n_points]
+
+
+def scored_points(evaluation: dict) -> int | None:
+    """evaluation.points as ground_truth_points takes it (None: every point)."""
+    return None if evaluation["points"] is None else int(evaluation["points"])
 
 
 # ---- table 6.2 -------------------------------------------------------------------------------
@@ -104,7 +117,7 @@ def fit_split_alignment(net: torch.nn.Module, views: ViewSet, evaluation: dict, 
     for i, points, poses, truth in iter_predictions(net, views, device, batch, desc="align"):
         if limit and len(gt_points) >= int(limit):
             break
-        gt_points.append(ground_truth_points(views, i, int(evaluation["points"])))
+        gt_points.append(ground_truth_points(views, i, scored_points(evaluation)))
         for v in range(views.n_views):
             pred_points.append(points[v])
             pred_quats.append(poses[v])
@@ -141,7 +154,7 @@ def evaluate_net(net: torch.nn.Module, *, align_views: ViewSet, test_views: View
     A, alignment = fit_split_alignment(net, align_views, evaluation, device, batch)
     rows = []
     for i, points, poses, truth in iter_predictions(net, test_views, device, batch, desc="test"):
-        gt = ground_truth_points(test_views, i, int(evaluation["points"]))
+        gt = ground_truth_points(test_views, i, scored_points(evaluation))
         aligned_points, aligned_poses = apply_alignment(A, points, poses)
         errors = pose_errors_deg(aligned_poses, truth)
         for v in range(test_views.n_views):
@@ -154,7 +167,7 @@ def evaluate_net(net: torch.nn.Module, *, align_views: ViewSet, test_views: View
                **{key: float(table[key].mean() * 100) for key in ("precision", "coverage", "chamfer")},
                "accuracy": pose["accuracy"], "median_error_deg": pose["median"],
                "accuracy_threshold_deg": float(evaluation["accuracy_threshold"]),
-               "gt_points": int(evaluation["points"]), "alignment": alignment, "units": UNITS}
+               "gt_points": evaluation["points"] or "all", "alignment": alignment, "units": UNITS}
     return table, summary
 
 
