@@ -11,6 +11,7 @@ from PIL import Image
 
 from shapepose.cars.demo import make_demo_cars
 from shapepose.cars.meshes import CAR, TRUCK, CarShape, car_parts, merge_parts
+from shapepose.cars.synthetic import blender_extrinsic, blender_location
 from shapepose.errors import InputError
 from shapepose.images.dpc import project_points, read_dpc
 from shapepose.images.instances import read_instances
@@ -107,7 +108,8 @@ def test_dpc_reader_reads_back_the_fixture(tmp_path):
         for k in range(5):
             rgba = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
             Image.fromarray(rgba, mode="RGBA").save(folder / f"render_{k}.png")
-            extrinsic, pos = rng.normal(size=(4, 4)), rng.normal(size=(1, 3))
+            pos = blender_location(rng.uniform(0, 360), rng.uniform(-20, 40), rng.uniform(1, 3))
+            extrinsic, pos = blender_extrinsic(pos), pos.reshape(1, 3)
             scipy.io.savemat(folder / f"camera_{k}.mat", {"extrinsic": extrinsic, "pos": pos})
             written[m, k] = (rgba, extrinsic, pos)
         points = rng.normal(size=(50, 3))

@@ -25,7 +25,7 @@ from shapepose.shape_pose.evaluate import (
     predict_split,
     real_mask_rows,
 )
-from shapepose.shape_pose.geometry import pose_from_extrinsic
+from shapepose.shape_pose.geometry import pose_from_position
 from shapepose.shape_pose.model import Architecture, build_model
 from shapepose.shape_pose.table import cdf_curve, cdf_grid, tabulate_shape_pose
 
@@ -82,7 +82,7 @@ class Oracle(torch.nn.Module):
             cloud = data.load_points(m)[points] @ B.T + np.asarray(shift)
             for v in range(data.n_views):
                 image = prepare_view(data.load_view(m, v), SIZE, SIZE)[0]
-                pose = pose_from_extrinsic(data.load_camera(m, v)["extrinsic"])
+                pose = pose_from_position(data.load_camera(m, v)["position"])
                 # R_pred (B p) = R_gt p  <=>  R_pred = R_gt B^T
                 self.answers[_key(image)] = (cloud, hamilton(pose, conjugate(B_QUAT)))
 
@@ -134,6 +134,26 @@ def test_oracle_scores_perfectly_after_alignment(synthetic):
     assert summary["chamfer"] == pytest.approx(precision + coverage, rel=0.02)
     assert summary["chamfer"] < 5.0  # sub-sampling noise: a few hundredths of the car's diagonal
     assert (table["pose_error_deg"] < 1.0).all()
+
+
+def test_every_ground_truth_point_is_scored_when_points_is_none(synthetic):
+    """DPC's eval_chamfer: the whole file. An oracle answering the whole ground-truth cloud then
+    scores 0; against a prefix its precision is the brute-force distance of the rest to it."""
+    oracle, test = Oracle(synthetic, points=slice(None)), ViewSet(synthetic, "test", SIZE, SIZE)
+    scores = {}
+    for points in (None, 1000):
+        table, scores[points] = evaluate_net(oracle, align_views=ViewSet(synthetic, "val", SIZE, SIZE),
+                                             test_views=test, evaluation={**EVALUATION, "points": points},
+                                             device="cpu")
+    assert scores[None]["gt_points"] == "all"
+    assert scores[None]["precision"] < 1e-3 and scores[None]["coverage"] < 1e-3  # x100
+    expected = []
+    for i in range(len(test)):
+        cloud = test.points(i).astype(np.float64)
+        d = np.sqrt(((cloud[:, None, :] - cloud[None, :1000, :]) ** 2).sum(-1))
+        expected.append(d.min(axis=1).mean())
+    assert scores[1000]["precision"] == pytest.approx(np.mean(expected) * 100, rel=0.02)
+    assert scores[1000]["coverage"] < 0.1  # the rotation is fitted to the prefix here: 0.04
 
 
 def test_predict_split_shapes(synthetic):

@@ -4,6 +4,13 @@ Each model is a procedural car normalized like ShapeNet (box centre at the origi
 DPC's camera: distance 2, focal length 1.875 (image-width units: 29.9 degrees), azimuth U[0, 360), elevation
 U[low, high], always looking at the origin. A random number of lights from random directions
 gives plain diffuse shading; the background is transparent (alpha = mask).
+
+Camera files are written the way DPC's Blender renders were made (its render script, adapted
+from the OGN renderer): the car is in Blender as imported from an OBJ (`SHAPENET_TO_BLENDER`),
+the camera is placed at the script's (azimuth, elevation) position, x and y swapped
+(`blender_location`), and turned towards the origin by a TRACK_TO constraint (view axis -Z, up
+axis Y); `pos` is that location and `extrinsic` the camera's world -> computer-vision matrix,
+diag(1, -1, -1) times Blender's world -> camera matrix.
 """
 
 from __future__ import annotations
@@ -31,17 +38,37 @@ def model_id(rng: np.random.Generator) -> str:
     return "".join(f"{b:02x}" for b in rng.integers(0, 256, 16))
 
 
-def blender_camera(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """Our y-up `Camera` -> (extrinsic (4, 4), pos (3,)) as the DPC files store them.
+def blender_location(azimuth: float, elevation: float, distance: float) -> np.ndarray:
+    """DPC's render script: (d cos az cos el, d sin az cos el, d sin el) with x and y swapped."""
+    az, el = np.radians(azimuth), np.radians(elevation)
+    x, y, z = distance * np.cos(az) * np.cos(el), distance * np.sin(az) * np.cos(el), distance * np.sin(el)
+    return np.array([y, x, z])
 
-    extrinsic maps Blender world points (b = SHAPENET_TO_BLENDER @ s) to computer-vision camera
-    coordinates (x right, y down, z forward); pos is the camera centre in the Blender world.
+
+def blender_extrinsic(location: np.ndarray) -> np.ndarray:
+    """(4, 4) world -> CV camera of a Blender camera at `location` tracking the origin.
+
+    TRACK_TO (-Z to the target, Y up, world z up) gives the camera's world axes: back = location
+    direction, right = up_world x back normalized, up = back x right. Blender's world -> camera
+    matrix has these as rows; CV flips the camera's y and z (y down, looking along +z).
     """
-    gl_to_cv = np.diag([1.0, -1.0, -1.0, 1.0])
-    blender_to_shapenet = np.eye(4)
-    blender_to_shapenet[:3, :3] = SHAPENET_TO_BLENDER.T
-    extrinsic = gl_to_cv @ camera.view_matrix() @ blender_to_shapenet
-    return extrinsic, SHAPENET_TO_BLENDER @ camera.eye
+    back = location / np.linalg.norm(location)
+    right = np.cross([0.0, 0.0, 1.0], back)
+    right /= np.linalg.norm(right)
+    up = np.cross(back, right)
+    world_to_camera = np.eye(4)
+    world_to_camera[:3, :3] = np.stack([right, up, back])
+    world_to_camera[:3, 3] = -world_to_camera[:3, :3] @ location
+    return np.diag([1.0, -1.0, -1.0, 1.0]) @ world_to_camera
+
+
+def render_camera(location: np.ndarray) -> Camera:
+    """Our renderer's y-up camera (ShapeNet frame) at the Blender `location`."""
+    eye = SHAPENET_TO_BLENDER.T @ location
+    distance = float(np.linalg.norm(eye))
+    return Camera(target=(0.0, 0.0, 0.0), azimuth=float(np.degrees(np.arctan2(eye[0], eye[2]))),
+                  elevation=float(np.degrees(np.arcsin(eye[1] / distance))), distance=distance,
+                  fov_y=DPC_FOV_Y)
 
 
 def split_models(ids: list[str], fractions: dict, rng: np.random.Generator) -> dict[str, list[str]]:
@@ -72,15 +99,13 @@ def write_synthetic(root: Path, *, seed: int, models: int, views: int, image_siz
             folder = render_dir / ident
             folder.mkdir(parents=True)
             for k in range(views):
-                camera = Camera(target=(0.0, 0.0, 0.0), azimuth=float(rng.uniform(0, 360)),
-                                elevation=float(rng.uniform(*elevation)), distance=CAMERA_DISTANCE,
-                                fov_y=DPC_FOV_Y)
-                rgba, _ = renderer.render([parts], camera, image_size, image_size,
+                location = blender_location(float(rng.uniform(0, 360)), float(rng.uniform(*elevation)),
+                                            CAMERA_DISTANCE)
+                rgba, _ = renderer.render([parts], render_camera(location), image_size, image_size,
                                           random_lighting(rng, lights, specular=False, ambient=0.3))
                 Image.fromarray(rgba).save(folder / f"render_{k}.png")
-                extrinsic, pos = blender_camera(camera)
                 save_mat(folder / f"camera_{k}.mat",
-                                 {"extrinsic": extrinsic, "pos": pos.reshape(1, 3)})
+                         {"extrinsic": blender_extrinsic(location), "pos": location.reshape(1, 3)})
                 alpha = rgba[..., 3]
                 ratios.append(np.count_nonzero(alpha) / max(np.count_nonzero(alpha == 0), 1))
             points = sample_on_faces(vertices, faces, gt_points, rng)[0]

@@ -7,14 +7,25 @@ The layout is that of eldar/differentiable-point-clouds' `data/` folder after it
     <root>/gt/downsampled/<category>/<model_id>.mat        `points` (N, 3) surface samples
     <root>/splits/<category>_{train,val,test}.txt          one model id per line
 
-Cameras follow the Blender renders the files come from: `extrinsic` maps Blender world points
-(z up) to computer-vision camera coordinates (x right, y down, z forward), and `pos` is the
-camera centre in that world. ShapeNet coordinates s (y up; the point clouds) sit in the Blender
-world as b = (-s_x, s_z, s_y). `shapenet_camera` composes the two, which is what DPC's
-`camera_from_blender` does up to its axis order, and `project_points` applies the intrinsics DPC
-assumes: focal length 1.875 in units of the whole image width, so the image spans normalized
-coordinates f x / z in [-0.5, 0.5] (DPC's `pointcloud2voxels3d_fast` grid) and the field of view
-is 2 atan(0.5 / 1.875) = 29.9 degrees.
+Frames. The ground-truth clouds are in ShapeNet's own coordinates s (y up): DPC samples them
+from the raw `model.obj` files without any change of axes (densify/densify_single.py). The renders
+were made in Blender (z up), into which an OBJ is imported as b = (s_x, -s_z, s_y)
+(`SHAPENET_TO_BLENDER`, Blender's default OBJ axes: forward -Z, up Y). `pos` is the camera
+centre in that world; `extrinsic` maps Blender world points to computer-vision camera
+coordinates (x right, y down, z forward) of a camera at `pos` looking at the origin with z up.
+
+Poses. DPC's evaluation (eval_camera_pose.py, compute_alignment.py) and its camera-supervised
+training take the true pose from `pos` alone (`quaternion_from_campos`: yaw and pitch of the
+camera position); that is the look-at camera at `pos` applied to s through the OBJ import, so
+`camera_pose(pos)` is the pose every stage uses. DPC's `camera_from_blender`, used only by a
+matrix code path that none of its experiments runs, reads the extrinsic with b = (-s_x, s_z, s_y)
+instead: 180 degrees about the up axis from the frame of its own ground truth (a constant right
+factor diag(-1, 1, -1) on the pose). `load_camera` checks that each file's extrinsic and `pos`
+describe the same camera in the frame above and names the file when they do not.
+
+`project_points` applies the intrinsics DPC assumes: focal length 1.875 in units of the whole
+image width, so the image spans normalized coordinates f x / z in [-0.5, 0.5] (DPC's
+`pointcloud2voxels3d_fast` grid) and the field of view is 2 atan(0.5 / 1.875) = 29.9 degrees.
 """
 
 from __future__ import annotations
@@ -32,8 +43,9 @@ SPLITS = ("train", "val", "test")
 FOCAL_LENGTH = 1.875  # DPC's focal length, in units of the image width (field of view 29.9 deg)
 CAMERA_DISTANCE = 2.0  # DPC's camera-to-object distance, ShapeNet units
 
-# ShapeNet (y up) -> Blender world (z up): b = SHAPENET_TO_BLENDER @ s.
-SHAPENET_TO_BLENDER = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+# ShapeNet (y up) -> Blender world (z up) as Blender imports an OBJ: b = SHAPENET_TO_BLENDER @ s.
+SHAPENET_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+CAMERA_CHECK_DEG = 0.05  # extrinsic and pos must agree this closely (degrees; float32 files: ~1e-5)
 
 
 def _load_mat(path: Path, keys: tuple[str, ...]) -> dict:
@@ -102,7 +114,11 @@ class DPCDataset:
         return rgba
 
     def load_camera(self, model_id: str, view: int) -> dict:
-        """{"extrinsic": (4, 4) float64 Blender world -> CV camera, "position": (3,) float64}."""
+        """{"extrinsic": (4, 4) float64 Blender world -> CV camera, "position": (3,) float64}.
+
+        The two must describe one camera (`check_camera`); a file where they do not raises
+        InputError naming it.
+        """
         path = self.render_dir / model_id / f"camera_{view}.mat"
         mat = _load_mat(path, ("extrinsic", "pos"))
         extrinsic = np.asarray(mat["extrinsic"], dtype=np.float64)
@@ -112,6 +128,9 @@ class DPCDataset:
         if extrinsic.shape != (4, 4) or position.shape != (3,):
             raise InputError(path, f"expected extrinsic (4, 4) and pos (3,), got "
                                    f"{extrinsic.shape} and {position.shape}")
+        problem = check_camera(extrinsic, position)
+        if problem:
+            raise InputError(path, problem)
         return {"extrinsic": extrinsic, "position": position}
 
     def load_points(self, model_id: str) -> np.ndarray:
@@ -128,11 +147,72 @@ def read_dpc(root: str | Path, category: str = CAR_CATEGORY) -> DPCDataset:
     return DPCDataset(root, category)
 
 
+def look_at_rotation(position: np.ndarray) -> np.ndarray:
+    """(3, 3) Blender world -> CV camera rotation of a camera at `position` looking at the origin.
+
+    Rows: right, down, forward, with forward = -position / |position| and right horizontal
+    (Blender's TRACK_TO constraint with world z up). Undefined straight above or below the origin.
+    """
+    position = np.asarray(position, dtype=np.float64).reshape(3)
+    distance = np.linalg.norm(position)
+    if distance == 0:
+        raise ValueError("camera at the origin has no viewing direction")
+    forward = -position / distance
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    if np.linalg.norm(right) < 1e-9:
+        raise ValueError(f"camera at {position.tolist()} looks straight along the up axis")
+    right /= np.linalg.norm(right)
+    return np.stack([right, np.cross(forward, right), forward])
+
+
+def camera_pose(position: np.ndarray) -> np.ndarray:
+    """(3, 3) ShapeNet -> CV camera rotation for a DPC camera at Blender position `position`.
+
+    What DPC's `quaternion_from_campos` gives for the ground-truth clouds, in our axis order (DPC
+    orders camera axes as depth, up, right: tests/test_dpc_camera.py compares the two).
+    """
+    return look_at_rotation(position) @ SHAPENET_TO_BLENDER
+
+
 def shapenet_camera(extrinsic: np.ndarray) -> np.ndarray:
     """A file's Blender extrinsic -> (4, 4) ShapeNet world -> CV camera (x right, y down, z forward)."""
     to_blender = np.eye(4)
     to_blender[:3, :3] = SHAPENET_TO_BLENDER
     return np.asarray(extrinsic, dtype=np.float64) @ to_blender
+
+
+def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle in degrees of the rotation a^T b between two (3, 3) rotations."""
+    cosine = (np.trace(np.asarray(a).T @ np.asarray(b)) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+
+
+def check_camera(extrinsic: np.ndarray, position: np.ndarray,
+                 tolerance_deg: float = CAMERA_CHECK_DEG) -> str | None:
+    """None when `extrinsic` is the look-at camera at `position`; else what is wrong, in words.
+
+    The extrinsic's camera centre -R^T t must be `position` (to the tolerance, as an angle seen
+    from the origin and as a relative distance), and its rotation the look-at rotation.
+    """
+    R, t = extrinsic[:3, :3], extrinsic[:3, 3]
+    if not np.allclose(R @ R.T, np.eye(3), atol=1e-3) or np.linalg.det(R) < 0:
+        return "extrinsic rotation is not a rotation matrix"
+    tol = np.radians(tolerance_deg)
+    centre = -R.T @ t
+    distance = np.linalg.norm(position)
+    if not np.linalg.norm(centre - position) <= tol * max(distance, 1e-12):
+        return (f"extrinsic puts the camera at {np.round(centre, 4).tolist()} but pos is "
+                f"{np.round(position, 4).tolist()}")
+    try:
+        expected = look_at_rotation(position)
+    except ValueError as exc:
+        return str(exc)
+    angle = rotation_angle_deg(expected, R)
+    if angle > tolerance_deg:
+        return (f"extrinsic and pos disagree: the extrinsic's rotation is {angle:.2f} degrees from "
+                f"the camera at pos looking at the origin with z up (x right, y down, z forward); "
+                f"the ground-truth pose is taken from pos, as DPC's evaluation does")
+    return None
 
 
 def project_points(points: np.ndarray, extrinsic: np.ndarray, size: int,

@@ -23,7 +23,7 @@ from PIL import Image
 from shapepose.errors import InputError
 from shapepose.images.dpc import read_dpc
 from shapepose.images.frame_ratio import resize_rgba
-from shapepose.shape_pose.geometry import pose_from_extrinsic
+from shapepose.shape_pose.geometry import pose_from_position
 from shapepose.style.data import batch_indices
 
 
@@ -81,7 +81,7 @@ class ViewSet:
             masks.append(mask)
             camera = self.data.load_camera(model_id, view)
             try:
-                poses.append(pose_from_extrinsic(camera["extrinsic"]))
+                poses.append(pose_from_position(camera["position"]))
             except ValueError as exc:
                 raise InputError(self.data.render_dir / model_id / f"camera_{view}.mat",
                                  str(exc)) from None

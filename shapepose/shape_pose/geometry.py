@@ -8,7 +8,9 @@ Conventions, used everywhere in `shapepose.shape_pose`:
   model's own canonical frame for predictions) to computer-vision camera coordinates (x right,
   y down, z forward). The camera sits at `CAMERA_DISTANCE` on the optical axis looking at the
   origin, so a point p is at R p + (0, 0, d) in camera coordinates: DPC's camera model.
-- `pose_from_extrinsic` turns a DPC `camera_{k}.mat` extrinsic into that rotation.
+- `pose_from_position` turns a DPC `camera_{k}.mat` camera position into that rotation, the way
+  DPC's evaluation takes the true pose (`shapepose.images.dpc` says why from `pos`, not the
+  extrinsic).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from shapepose.images.dpc import CAMERA_DISTANCE, shapenet_camera
+from shapepose.images.dpc import CAMERA_DISTANCE, camera_pose
 
 
 def normalize(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -105,15 +107,15 @@ def angle_between(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
 
 
-def pose_from_extrinsic(extrinsic: np.ndarray, atol: float = 1e-4) -> np.ndarray:
-    """A DPC camera file's extrinsic -> (4,) quaternion of the ShapeNet -> camera rotation.
+def pose_from_position(position: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
+    """A DPC camera file's `pos` -> (4,) quaternion of the ShapeNet -> camera rotation.
 
-    Raises ValueError when the camera is not DPC's (not at CAMERA_DISTANCE on its optical axis
-    looking at the origin), because the projection assumes exactly that.
+    Raises ValueError when the camera is not DPC's (not at CAMERA_DISTANCE from the origin),
+    because the projection assumes exactly that distance.
     """
-    cam = shapenet_camera(extrinsic)
-    t = cam[:3, 3]
-    if not np.allclose(t, [0.0, 0.0, CAMERA_DISTANCE], atol=atol * CAMERA_DISTANCE):
-        raise ValueError(f"camera translation {np.round(t, 4).tolist()} is not (0, 0, "
-                         f"{CAMERA_DISTANCE}): DPC cameras look at the origin from distance 2")
-    return from_matrix(cam[:3, :3])
+    position = np.asarray(position, dtype=np.float64).reshape(3)
+    distance = float(np.linalg.norm(position))
+    if not abs(distance - CAMERA_DISTANCE) <= rtol * CAMERA_DISTANCE:
+        raise ValueError(f"camera at distance {distance:.4f} from the origin, not {CAMERA_DISTANCE}: "
+                         f"DPC cameras look at the origin from distance 2")
+    return from_matrix(camera_pose(position))
