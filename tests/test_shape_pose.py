@@ -264,16 +264,126 @@ def test_reprojection_takes_the_best_candidate_and_teaches_the_student():
     student = true[None].clone().requires_grad_()
     out = {"points": cloud[None, None].expand(1, 3, -1, -1), "candidates": candidates,
            "student": student, "scale": None}
-    terms = L.pair_losses(out, masks, projector, L.LossSettings(sigma=(0.7, 0.7)), 0.7, 1.0)
+    settings = L.LossSettings(sigma=(0.7, 0.7), pairing="all_pairs", student_loss="re",
+                              reprojection_scale=1.0)
+    terms = L.pair_losses(out, masks, projector, settings, 0.7, 1.0)
     assert terms["winner"].tolist() == [[1, 1, 1]]
     assert terms["reprojection"].item() < 1e-6 and terms["student"].item() < 1e-6
     # gradients reach only the winner: perturb the points, and only candidate 1 moves
     out["points"] = (cloud + 0.05)[None, None].expand(1, 3, -1, -1)
-    terms = L.pair_losses(out, masks, projector, L.LossSettings(sigma=(0.7, 0.7)), 0.7, 1.0)
+    terms = L.pair_losses(out, masks, projector, settings, 0.7, 1.0)
     terms["reprojection"].backward()
     grad = candidates.grad[0]
     assert grad[1:, 1].abs().sum() > 0  # the second and third views' true-pose candidates
     assert grad[:, 0].abs().sum() == 0 and grad[:, 2].abs().sum() == 0
+
+
+def dpc_losses(points, candidates, student, scale, masks, projector, sigma, student_weight):
+    """DPC's model_pc.py losses written out (its tensor layout, keep probability 1): the first
+    view's cloud replicated over views then candidates (tf_repeat_0), the poses in image-major,
+    candidate-minor order, the masks repeated over candidates; per projection the candidate with the
+    smallest summed squared error; tf.nn.l2_loss of the winners' errors over BATCH * VIEWS; the
+    student's sum of 1 - Re(normalise(q_R q_S^*))^2 over BATCH * VIEWS, times its weight."""
+    B, W, K = candidates.shape[:3]
+    G = masks.shape[-1]
+    first = points[:, 0]  # pool_single_view(ids, 0)
+    all_points = first.repeat_interleave(W, dim=0).repeat_interleave(K, dim=0)
+    all_scales = scale[:, 0].repeat_interleave(W).repeat_interleave(K)
+    poses = candidates.reshape(B * W * K, 4)
+    pred = projector.render(all_points, poses, sigma, all_scales)["silhouette"]
+    gt = masks.reshape(B * W, G, G).repeat_interleave(K, dim=0)
+    all_loss = ((gt - pred) ** 2).sum(dim=(1, 2)).reshape(-1, K)
+    winner = all_loss.argmin(dim=1)
+    chosen = torch.nn.functional.one_hot(winner, K).reshape(-1, 1, 1).to(pred.dtype)
+    proj_loss = 0.5 * (((gt - pred) * chosen) ** 2).sum() / (B * W)
+    teachers = candidates.reshape(B * W, K, 4)[torch.arange(B * W), winner].detach()
+    students = student.reshape(B * W, 4)
+    q_diff = geometry.normalize(geometry.multiply(teachers, geometry.conjugate(students)))
+    student_loss = (1.0 - q_diff[:, 0] ** 2).sum() / (B * W)
+    return proj_loss, student_loss, proj_loss + student_weight * student_loss, winner
+
+
+def test_first_view_pairing_is_dpcs_code():
+    torch.manual_seed(2)
+    projector = Projector(12, kernel_size=3)
+    B, W, K = 2, 3, 2
+    points = (torch.rand(B, W, 40, 3) - 0.5) * 0.6
+    candidates = geometry.normalize(torch.randn(B, W, K, 4))
+    student = geometry.normalize(torch.randn(B, W, 4))
+    scale = torch.rand(B, W) * 0.5 + 0.5
+    masks = (torch.rand(B, W, 12, 12) > 0.6).float()
+    out = {"points": points, "candidates": candidates, "student": student, "scale": scale}
+    settings = L.LossSettings(sigma=(0.8, 0.8), pairing="first_view", student_loss="re_squared",
+                              reprojection_scale=0.5, student_weight=20.0)
+    ours = L.pair_losses(out, masks, projector, settings, 0.8, 1.0)
+    proj, stud, total, winner = dpc_losses(points, candidates, student, scale, masks, projector, 0.8, 20.0)
+    assert ours["winner"].flatten().tolist() == winner.tolist()
+    torch.testing.assert_close(ours["reprojection"], proj)
+    torch.testing.assert_close(ours["student"], stud)
+    torch.testing.assert_close(ours["total"], total)
+
+
+@pytest.mark.parametrize("pairing, scored", [("all_pairs", [False, True, True]),
+                                             ("first_view", [True, True, True])])
+def test_which_views_poses_get_a_gradient(pairing, scored):
+    torch.manual_seed(3)
+    projector = Projector(12, kernel_size=3)
+    candidates = geometry.normalize(torch.randn(1, 3, 2, 4)).requires_grad_()
+    out = {"points": (torch.rand(1, 3, 40, 3) - 0.5) * 0.6, "candidates": candidates,
+           "student": geometry.normalize(torch.randn(1, 3, 4)), "scale": None}
+    masks = (torch.rand(1, 3, 12, 12) > 0.6).float()
+    settings = L.LossSettings(sigma=(0.8, 0.8), pairing=pairing)
+    L.pair_losses(out, masks, projector, settings, 0.8, 1.0)["reprojection"].backward()
+    got = [bool(candidates.grad[0, v].abs().sum() > 0) for v in range(3)]
+    assert got == scored
+
+
+@pytest.mark.parametrize("kind, settles", [("re_squared", True), ("re", False)])
+def test_student_follows_a_teacher_whose_sign_flips(kind, settles):
+    """Quaternion regressors give q or -q for one rotation: DPC's 1 - Re^2 learns the rotation,
+    the seed's 1 - Re sees the two signs pull in opposite directions and stays off."""
+    teacher = torch.as_tensor(axis_angle([1, -2, 0.5], 110), dtype=torch.float64)
+    flips = torch.Generator().manual_seed(0)
+    student = torch.nn.Parameter(torch.as_tensor(axis_angle([0, 1, 1], -60), dtype=torch.float64))
+    optimizer = torch.optim.Adam([student], lr=0.01)
+    for _ in range(600):
+        signs = torch.where(torch.rand(16, generator=flips, dtype=torch.float64) < 0.5, -1.0, 1.0)
+        loss = L.student_loss(student.expand(16, 4), signs[:, None] * teacher, kind).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    error = math.degrees(geometry.angle_between(student.detach().numpy(), teacher.numpy()))
+    assert (error < 1.0) if settles else (error > 30.0)
+
+
+def test_weight_decay_is_dpcs_regularization_of_the_weights_only():
+    """Adam on L with our optimizer = plain Adam on L + wd * sum over kernels and weight matrices
+    of tf.nn.l2_loss(w) = sum(w^2) / 2 (DPC's regularization_loss; biases excluded)."""
+    from shapepose.shape_pose.train import make_optimizer
+
+    arch = Architecture(image_size=16, filters=2, encoder_pairs=1, fc=8, points=5, candidates=2,
+                        pose_hidden=4)
+    ours, reference = build_model(arch, 0), build_model(arch, 0)
+    for p in ours.parameters():  # non-zero biases, so that decaying them would show
+        p.data.add_(0.1)
+    reference.load_state_dict(ours.state_dict())
+    wd = 0.05
+    opt_ours = make_optimizer(ours, 1e-2, wd)
+    opt_ref = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    for _ in range(3):
+        for net, opt, reg in ((ours, opt_ours, 0.0), (reference, opt_ref, wd)):
+            loss = net(images)["points"].square().mean()
+            for name, p in net.named_parameters():
+                if name.endswith("weight"):
+                    loss = loss + reg * p.square().sum() / 2
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for (name, a), b in zip(ours.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    biases = [p for name, p in ours.named_parameters() if name.endswith("bias")]
+    assert {id(p) for p in opt_ours.param_groups[1]["params"]} == {id(p) for p in biases}
 
 
 # ---------------------------------------------------------------- training
@@ -295,7 +405,8 @@ SHAPES = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7
 MODEL = {"image_size": 32, "filters": 8, "encoder_pairs": 2, "fc": 64, "points": 300,
          "candidates": 2, "pose_hidden": 16, "point_range": 0.5, "occupancy_scaling": True}
 PROJECTION = {"grid": 24, "sigma": [1.0, 0.5], "kernel_size": 5}
-LOSSES = {"student_weight": 20, "student_loss": "re", "point_keep": [0.3, 1.0]}
+LOSSES = {"student_weight": 20, "student_loss": "re_squared", "pairing": "first_view",
+          "reprojection_scale": 0.5, "point_keep": [0.3, 1.0]}
 
 
 def training(steps, **over):

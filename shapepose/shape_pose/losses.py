@@ -1,12 +1,25 @@
-"""The losses of seed 002 section 5.2 and the schedules of section 5.3 (DPC).
+"""The losses of seed 002 section 5.2 and the schedules of section 5.3 (DPC), in two readings.
 
-For every model of a batch and every pair of its views (j1 < j2), the cloud predicted from view
-j1 is projected from each of the K candidate poses predicted from view j2 and compared with view
-j2's mask; the pair contributes the smallest squared error (summed over pixels), and only the
-winning candidate receives a gradient. The student pose of view j2 is pulled towards the
-winner with 1 - Re(q_S q_R^-1 / |q_S q_R^-1|) (seed 002; for unit quaternions the real part is the
-dot product); `student_loss: re_squared` is DPC's code instead, 1 - Re(.)^2, which also counts
--q_R as a match. The winner is a constant for the student (DPC's stop_gradient).
+Reprojection. A model's cloud, predicted from one of its views, is projected from each of the K
+candidate poses predicted from another view and compared with that view's mask; each projection
+counts its smallest squared error (summed over pixels), and only the winning candidate receives a
+gradient. Which clouds meet which poses (`pairing`):
+
+- "all_pairs", the seed's text: every pair of views j1 < j2, the cloud of j1 from the poses of
+  j2 (6 pairs for 4 views). The first view's poses are never scored, nor the last view's cloud.
+- "first_view", DPC's code (model_pc.py): the cloud of each model's first view (the views are a
+  random draw, so any view can be first) from the poses of every one of its views, itself
+  included, so every view's pose gets a gradient; each of the W K projections draws its own
+  point dropout, as DPC's pc_point_dropout does on its replicated clouds.
+
+The error is averaged over projections and multiplied by `reprojection_scale`: 1 in the seed's
+text, 0.5 in DPC's code (tf.nn.l2_loss halves the sum of squares).
+
+Student. The student pose of each scored view is pulled towards that view's winning candidate,
+held constant (DPC's stop_gradient): 1 - Re(q_S q_R^-1 / |q_S q_R^-1|) in the seed (`re`; for unit
+quaternions the real part is their dot product), or DPC's code's 1 - Re(.)^2 (`re_squared`), which
+counts -q_R as the same pose, as it is: the seed's form punishes a sign flip of the teacher as a
+full turn.
 
 Schedules, linear in the training step: the share of points kept (DPC's `pc_point_dropout` is a
 keep probability rising from 0.07 to 1; the thesis reads it as a 7 % dropout rate) and the
@@ -23,20 +36,27 @@ from shapepose.shape_pose.geometry import conjugate, multiply, normalize
 from shapepose.shape_pose.projection import Projector
 
 STUDENT_LOSSES = ("re", "re_squared")
+PAIRINGS = ("all_pairs", "first_view")
 
 
 @dataclass(frozen=True)
 class LossSettings:
-    """Config shape_pose.losses plus the projection's sigma schedule."""
+    """Config shape_pose.losses plus the projection's sigma schedule (DPC's code by default)."""
 
     student_weight: float = 20.0
-    student_loss: str = "re"
+    student_loss: str = "re_squared"
+    pairing: str = "first_view"
+    reprojection_scale: float = 0.5
     point_keep: tuple[float, float] = (0.07, 1.0)
     sigma: tuple[float, float] = (3.0, 0.2)
 
     def __post_init__(self):
         if self.student_loss not in STUDENT_LOSSES:
             raise ValueError(f"student_loss must be one of {STUDENT_LOSSES}, got {self.student_loss!r}")
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
+        if not self.reprojection_scale > 0:
+            raise ValueError(f"reprojection_scale must be > 0, got {self.reprojection_scale}")
         if not 0 < self.point_keep[0] <= 1 or not 0 < self.point_keep[1] <= 1:
             raise ValueError(f"point_keep must lie in (0, 1], got {self.point_keep}")
 
@@ -51,6 +71,15 @@ def view_pairs(n_views: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(first, second) index tensors of the n (n - 1) / 2 pairs j1 < j2."""
     first, second = torch.triu_indices(n_views, n_views, offset=1, device=device)
     return first, second
+
+
+def projections(n_views: int, pairing: str, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cloud view, pose view) index tensors of the projections one model contributes."""
+    if pairing == "all_pairs":
+        return view_pairs(n_views, device)
+    if pairing == "first_view":
+        return torch.zeros(n_views, dtype=torch.long, device=device), torch.arange(n_views, device=device)
+    raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
 
 
 def drop_points(points: torch.Tensor, keep: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -75,29 +104,34 @@ def pair_losses(out: dict, masks: torch.Tensor, projector: Projector, settings: 
 
     out: the network's outputs over the B W images, reshaped so that points (B, W, N, 3),
     candidates (B, W, K, 4), student (B, W, 4), scale (B, W) or None; masks (B, W, G, G).
-    Returns {"reprojection", "student", "total"} (scalars) and "winner" (B, P) indices.
+    Returns {"reprojection", "student", "total"} (scalars) and "winner" (B, P) indices, P the
+    projections per model (`projections`).
     """
     points, candidates, student, scale = out["points"], out["candidates"], out["student"], out["scale"]
     B, W, N, _ = points.shape
     K = candidates.shape[2]
-    first, second = view_pairs(W, points.device)
-    P = len(first)
-    if P == 0:
+    source, target = projections(W, settings.pairing, points.device)
+    P = len(source)
+    if settings.pairing == "all_pairs" and P == 0:
         raise ValueError("the reprojection loss needs at least two views per model")
-    clouds = drop_points(points[:, first].reshape(B * P, N, 3), keep, generator)
-    clouds = clouds[:, None].expand(-1, K, -1, -1).reshape(B * P * K, -1, 3)
-    poses = candidates[:, second].reshape(B * P * K, 4)
+    clouds = points[:, source].reshape(B * P, N, 3)
+    if settings.pairing == "first_view":  # DPC: every projection draws its own dropout
+        clouds = drop_points(clouds[:, None].expand(-1, K, -1, -1).reshape(B * P * K, N, 3), keep, generator)
+    else:
+        clouds = drop_points(clouds, keep, generator)
+        clouds = clouds[:, None].expand(-1, K, -1, -1).reshape(B * P * K, -1, 3)
+    poses = candidates[:, target].reshape(B * P * K, 4)
     scales = None
     if scale is not None:
-        scales = scale[:, first].reshape(B * P, 1).expand(-1, K).reshape(-1)
+        scales = scale[:, source].reshape(B * P, 1).expand(-1, K).reshape(-1)
     silhouettes = projector.render(clouds, poses, sigma, scales)["silhouette"]
-    target = masks[:, second].reshape(B * P, 1, *masks.shape[-2:])
-    errors = ((silhouettes.view(B * P, K, *masks.shape[-2:]) - target) ** 2).sum(dim=(-2, -1))
+    mask = masks[:, target].reshape(B * P, 1, *masks.shape[-2:])
+    errors = ((silhouettes.view(B * P, K, *masks.shape[-2:]) - mask) ** 2).sum(dim=(-2, -1))
     best, winner = errors.min(dim=1)
-    reprojection = best.mean()
-    teacher = candidates[:, second].reshape(B * P, K, 4)
+    reprojection = settings.reprojection_scale * best.mean()
+    teacher = candidates[:, target].reshape(B * P, K, 4)
     teacher = teacher[torch.arange(B * P, device=teacher.device), winner].detach()
-    students = student[:, second].reshape(B * P, 4)
+    students = student[:, target].reshape(B * P, 4)
     s_loss = student_loss(students, teacher, settings.student_loss).mean()
     total = reprojection + settings.student_weight * s_loss
     return {"reprojection": reprojection, "student": s_loss, "total": total,

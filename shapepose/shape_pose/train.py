@@ -2,7 +2,8 @@
 
 One step: `models_per_batch` training models, `views_per_model` random views of each (DPC: 4
 models x 4 views = 16 images); every image goes through the network once; the losses of
-`shapepose.shape_pose.losses` over every pair of views of each model; one Adam step.
+`shapepose.shape_pose.losses` over the projections of `losses.pairing` (DPC's first view against
+every view, or every pair); one Adam step, weight decay on the weights only.
 
 Validation (every `validate_every` steps) runs the network as it is used at test time: for the
 first `val_models` validation models and every pair of their views, the cloud of one view seen
@@ -49,8 +50,23 @@ def make_projector(projection: dict) -> Projector:
 def loss_settings(losses: dict, projection: dict) -> LossSettings:
     return LossSettings(student_weight=float(losses["student_weight"]),
                         student_loss=str(losses["student_loss"]),
+                        pairing=str(losses["pairing"]),
+                        reprojection_scale=float(losses["reprojection_scale"]),
                         point_keep=tuple(float(v) for v in losses["point_keep"]),
                         sigma=tuple(float(v) for v in projection["sigma"]))
+
+
+def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with weight decay on the weights only (convolution kernels and linear matrices).
+
+    DPC adds weight_decay * sum(w^2) / 2 over its 'kernel' and 'weights' variables to the loss
+    (util/losses.py regularization_loss), biases excluded; its gradient weight_decay * w is what
+    torch's Adam adds for the parameters of the decayed group.
+    """
+    weights = [p for p in net.parameters() if p.ndim >= 2]
+    others = [p for p in net.parameters() if p.ndim < 2]
+    return torch.optim.Adam([{"params": weights, "weight_decay": weight_decay},
+                             {"params": others, "weight_decay": 0.0}], lr=lr)
 
 
 def forward_views(net: ShapePoseNet, images: torch.Tensor) -> dict:
@@ -64,7 +80,8 @@ def forward_views(net: ShapePoseNet, images: torch.Tensor) -> dict:
 @torch.no_grad()
 def validation_losses(net: ShapePoseNet, val: ViewSet, n_models: int, projector: Projector,
                       settings: LossSettings, device: torch.device) -> dict[str, float]:
-    """Mean student and min-candidate reprojection errors over every view pair of n_models models."""
+    """Mean student (every view pair) and min-candidate (the training pairing) reprojection errors
+    of n_models models."""
     was_training = net.training
     net.eval()
     student, ensemble = [], []
@@ -99,8 +116,7 @@ def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: st
     n_val = min(int(training["val_models"]), len(val)) if training.get("val_models") else len(val)
 
     net = build_model(arch, seed).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=float(training["lr"]),
-                                 weight_decay=float(training.get("weight_decay", 0.0)))
+    optimizer = make_optimizer(net, float(training["lr"]), float(training["weight_decay"]))
     files = [train.data.image_path(m, v) for m in train.models + val.models for v in range(train.n_views)]
     fingerprint = {"architecture": arch.to_dict(), "projection": projection, "losses": losses,
                    "training": training, "data": data_stamp(files)}
