@@ -12,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from configs import merged_config
 from jobstats import job_counts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +23,8 @@ EXPERIMENT = "tight"
 VARIANTS = ["untrained", "original", EXPERIMENT]  # the table's order: untrained first
 TEST_SETS = ["original", EXPERIMENT]
 # The whole workflow at toy size (50 s on two idle cores): every branch feeds metric_tables and
-# the report. The run replaces config.yaml instead of extending it (its two style experiments
-# would stay otherwise); the schema's defaults fill every key not named here.
+# the report. The run replaces config.yaml by config.yaml merged with these settings and with its
+# style experiments replaced by the one here (they would stay otherwise: tests/configs.py).
 TINY = {
     "seed": 13,
     "meshes": {"dataset": "tiny_sp_meshes", "registrations": "demo", "subjects": ["50002"],
@@ -77,7 +78,7 @@ SHAPE_POSE_RULES = ["train_shape_pose", "eval_shape_pose", "eval_real_masks", "t
 
 def snakemake(workdir, *args, config, check=True):
     path = Path(workdir) / "test-config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(merged_config(config, replace=("style_transfer.experiments",))))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(path), "--replace-workflow-config", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -137,3 +137,17 @@ def test_changing_one_experiments_lambda_replans_only_that_experiment(tiny):
     assert job_counts(text) == Counter({"train_style_transfer": 1, "stylize": 1,
                                         "report_style_transfer": 1}), text
     assert "experiment=tight" in text and "experiment=loose" not in text, text
+
+
+def test_a_default_replans_every_experiment_that_does_not_override_it(tiny):
+    """style_transfer.defaults is where every experiment starts: changing one of its values
+    replans the experiments that do not set that value themselves, and only those."""
+    workdir, config = tiny
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["style_transfer"]["experiments"]["tight"]["lambda_A"] = 10  # the default's own value
+    assert not job_counts(snakemake(workdir, "-n", config=changed))
+    changed["style_transfer"]["defaults"] = {"lambda_A": 5}
+    text = snakemake(workdir, "-n", config=changed)
+    assert job_counts(text) == Counter({"train_style_transfer": 1, "stylize": 1,
+                                        "report_style_transfer": 1}), text
+    assert "experiment=loose" in text and "experiment=tight" not in text, text

@@ -298,7 +298,7 @@ def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_cs
     arch = Architecture(**model)
     if arch.image_size % 4:
         raise ValueError(f"style_transfer.model.image_size must be a multiple of 4, got {arch.image_size}")
-    cache = int(training.get("cache_images", 4096))
+    cache = int(training["cache_images"])
     x_refs, y_refs = synthetic_refs(synthetic, "train"), cutout_refs(real_train)
     if not y_refs:
         raise InputError(real_train, "no real training cut-outs (*.png); the filters kept none")
