@@ -7,11 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    import torch
+    from shapepose.training.device import configure_torch
 
     from shapepose.shape_pose.evaluate import eval_real_masks
 
-    torch.set_num_threads(snakemake.threads)
+    configure_torch(snakemake.threads)
     eval_real_masks(
         model=snakemake.input.model,
         untrained=bool(snakemake.params.untrained),

@@ -7,13 +7,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    import torch
+    from shapepose.training.device import configure_torch
 
     from shapepose.segmentation import load_segmenter
     from shapepose.segmentation.shards import segment_shard
     from shapepose.training import pick_device
 
-    torch.set_num_threads(snakemake.threads)
+    configure_torch(snakemake.threads)
     params = snakemake.params
     segmenter = load_segmenter(
         params.backend,

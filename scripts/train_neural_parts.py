@@ -7,11 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    import torch
+    from shapepose.training.device import configure_torch
 
     from shapepose.neural_parts.train import train_neural_parts
 
-    torch.set_num_threads(snakemake.threads)
+    configure_torch(snakemake.threads)
     train_neural_parts(
         sequences=list(snakemake.params.sequences),
         surface=list(snakemake.input.surface),

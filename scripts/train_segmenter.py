@@ -7,11 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    import torch
+    from shapepose.training.device import configure_torch
 
     from shapepose.segmentation.train import train_segmenter
 
-    torch.set_num_threads(snakemake.threads)
+    configure_torch(snakemake.threads)
     train_segmenter(
         snakemake.input.train_set,
         snakemake.output.model,

@@ -196,6 +196,30 @@ def test_finished_run_plans_nothing(tiny):
     assert not job_counts(text), text
 
 
+def outputs(workdir: Path) -> dict[Path, Path]:
+    """Every file the rules wrote under results/ (checkpoints are the trainers' own, not outputs)."""
+    root = workdir / "results"
+    return {p.relative_to(root): p for p in root.rglob("*")
+            if p.is_file() and p.relative_to(root).parts[0] != "checkpoints" and p.name != "report.html"}
+
+
+def test_the_same_config_gives_the_same_bytes(tiny, tmp_path):
+    """A second run of the whole toy workflow (all four trainers: the segmenter, style transfer,
+    shape and pose, Neural Parts) in another directory writes every output byte for byte."""
+    workdir, config = tiny
+    again = tmp_path / "again"
+    write_cutouts(again / "cutouts" / "train", 4, seed=1)
+    write_cutouts(again / "cutouts" / "test", N_REAL_TEST, seed=2)
+    repeat = yaml.safe_load(yaml.safe_dump(config))
+    repeat["cars"]["cutouts"] = str(again / "cutouts")
+    snakemake(again, "--cores", "2", config=repeat)
+    first, second = outputs(workdir), outputs(again)
+    assert sorted(first) == sorted(second)
+    assert any(name.suffix == ".pt" for name in first) and len(first) > 100
+    differ = [str(name) for name in first if first[name].read_bytes() != second[name].read_bytes()]
+    assert differ == []
+
+
 def test_changing_a_training_setting_replans_only_shape_pose_and_the_tables(tiny):
     workdir, config = tiny
     text = snakemake(workdir, "-n", config=edited(config, "training", "lr", 0.001))

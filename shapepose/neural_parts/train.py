@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict
 
 import numpy as np
@@ -16,6 +15,7 @@ from shapepose.neural_parts.losses import LossConfig, neural_parts_losses
 from shapepose.neural_parts.model import NeuralParts, union_implicit
 from shapepose.neural_parts.metrics import weighted_iou
 from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
+from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,6 @@ def sequence_files(sequences: list[str], surface: list[str], volume: list[str],
     if not len(sequences) == len(surface) == len(volume) == len(renders):
         raise ValueError("one surface file, volume file and render directory per sequence")
     return [SequenceFiles(*row) for row in zip(sequences, surface, volume, renders)]
-
-
-def file_stamp(paths: list[str]) -> list[list]:
-    """(path, size, mtime_ns) of each input: a checkpoint made from other data must not resume."""
-    return [[str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
 
 
 def validation_iou(model: NeuralParts, frames: list[FrameRef], cache: FrameCache,
@@ -85,7 +80,7 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
     loss_config = LossConfig(**losses)
     fingerprint = {"n_primitives": n_primitives, "model": model, "losses": asdict(loss_config),
                    "training": training, "split": split,
-                   "data": file_stamp(surface + volume) + [[r] for r in renders]}
+                   "data": data_fingerprint(surface + volume + renders)}
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules={"model": net},
         optimizers={"adam": optimizer}, seed=seed, device=device,
@@ -107,11 +102,7 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
     def validate_fn() -> dict[str, float]:
         return {"val_iou": validation_iou(net, val_frames, cache, device)}
 
-    result = trainer.fit(step_fn, validate_fn if val_frames else None)
-    timed = [row["seconds_per_step"] for row in result.history if row.get("seconds_per_step")]
-    if timed:
-        log.info("seconds per training step: %.3f (mean over %d log windows of this run)",
-                 float(np.mean(timed)), len(timed))
+    trainer.fit(step_fn, validate_fn if val_frames else None)
     extra = {"model": dict(model, n_primitives=n_primitives), "n_train_frames": len(frames["train"]),
              "n_val_frames": len(frames["val"]), "steps": training["steps"],
              "batch_size": training["batch_size"]}

@@ -10,7 +10,6 @@ false detections counted) on that slice. Batches and augmentation are a pure fun
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 from pathlib import Path
@@ -26,6 +25,7 @@ from shapepose.seeding import derive_rng
 from shapepose.segmentation.backends import TorchvisionSegmenter
 from shapepose.segmentation.model import build_demo_model, count_parameters
 from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
+from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger("shapepose.segmentation")
 
@@ -89,14 +89,10 @@ def load_training_set(root: str | Path) -> list[TrainingPhoto]:
 
 
 def data_digest(root: str | Path) -> str:
-    """sha256 over instances.json and every photo it names, for the training fingerprint."""
+    """The training fingerprint's data: instances.json and every photo it names."""
     root = Path(root)
-    digest = hashlib.sha256((root / "instances.json").read_bytes())
     entries, _ = read_instances(root / "instances.json")
-    for entry in sorted(entries, key=lambda e: e.image):
-        digest.update(entry.image.encode())
-        digest.update(_photo_path(root, entry.image).read_bytes())
-    return digest.hexdigest()
+    return data_fingerprint([root / "instances.json", *(_photo_path(root, e.image) for e in entries)], root=root)
 
 
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:

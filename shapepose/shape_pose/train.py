@@ -34,8 +34,8 @@ from shapepose.shape_pose.losses import (
 from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
 from shapepose.shape_pose.projection import Projector
 from shapepose.style.data import step_generator
-from shapepose.style.train import data_stamp
 from shapepose.training.device import pick_device
+from shapepose.training.fingerprint import data_fingerprint
 from shapepose.training.loop import TrainConfig, Trainer, load_exported
 
 log = logging.getLogger("shapepose.shape_pose")
@@ -119,7 +119,7 @@ def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: st
     optimizer = make_optimizer(net, float(training["lr"]), float(training["weight_decay"]))
     files = [train.data.image_path(m, v) for m in train.models + val.models for v in range(train.n_views)]
     fingerprint = {"architecture": arch.to_dict(), "projection": projection, "losses": losses,
-                   "training": training, "data": data_stamp(files)}
+                   "training": training, "data": data_fingerprint(files, root=data)}
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules={"net": net},
         optimizers={"adam": optimizer}, seed=seed, device=device,
@@ -150,9 +150,7 @@ def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: st
         return validation_losses(net, val, n_val, projector, settings, device)
 
     result = trainer.fit(step_fn, validate_fn)
-    timed = [row["seconds_per_step"] for row in result.history if row.get("seconds_per_step")]
     summary = {"n_train": len(train), "n_val": n_val, "epochs": steps * B / len(train),
-               "seconds_per_step": float(np.mean(timed)) if timed else None,
                "best_step": result.best_step, "best_metrics": result.best_metrics,
                "resumed_from": result.resumed_from}
     extra = {"architecture": arch.to_dict(), "projection": dict(projection), "losses": dict(losses),

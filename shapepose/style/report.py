@@ -5,7 +5,7 @@ mean over `window` recorded steps, so the smoothed line ends at the table's "fin
 grid follows seed 002 figures 6.6 and 6.7: test samples x | G(x) | F(G(x)) and, when held-out real
 cut-outs exist, y | F(y) | G(F(y)). The table gives, per loss term, the final value (mean over the
 last `window` recorded steps) and its oscillation (population standard deviation, numpy's default,
-over the same steps), then the run's length and speed, the best checkpoint's validation metrics,
+over the same steps), then the run's length, the best checkpoint's validation metrics,
 the alpha disagreement on the synthetic test split and the experiment's settings.
 """
 
@@ -153,18 +153,15 @@ def final_losses(history: pd.DataFrame, terms: list[str], window: int) -> pd.Dat
 
 
 def run_facts(history: pd.DataFrame, extra: dict, exported_meta: dict) -> list[tuple[str, object]]:
-    """(quantity, value) rows on how long, how fast and how well the run trained."""
+    """(quantity, value) rows on how long and how well the run trained (no wall-clock time: the
+    same config gives the same table; seconds per step are in the training log and timing.csv)."""
     summary = extra["summary"]
     steps = int(history["step"].max())
     per_epoch = summary.get("steps_per_epoch")
-    # the history covers every resumed segment; the summary only the last one
-    timed = history["seconds_per_step"].dropna() if "seconds_per_step" in history else []
-    seconds = float(np.mean(timed)) if len(timed) else summary.get("seconds_per_step")
     facts: list[tuple[str, object]] = [
         ("steps trained", steps),
         ("steps per epoch", per_epoch),
         ("epochs", steps / per_epoch if per_epoch else None),
-        ("seconds per step", seconds),
         ("synthetic training images", summary.get("n_x")),
         ("real training images", summary.get("n_y")),
         ("synthetic validation images", summary.get("n_val")),
@@ -450,7 +447,6 @@ def report_style_transfer(*, model: str, losses: str, alpha: str, synthetic: str
         "experiment": experiment,
         "steps": facts_by_name["steps trained"],
         "epochs": facts_by_name["epochs"],
-        "seconds_per_step": facts_by_name["seconds per step"],
         "best_step": extra["summary"].get("best_step"),
         "best_metrics": dict(extra["summary"].get("best_metrics") or {}),
         "window": window,

@@ -20,10 +20,8 @@ the real images than the synthetic renders were, 0 = indistinguishable by these 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -54,6 +52,7 @@ from shapepose.style.losses import (
 from shapepose.style.networks import build_discriminator, build_generator
 from shapepose.style.pool import ImagePool
 from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
+from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -197,15 +196,6 @@ def generate(net: nn.Module, images: torch.Tensor, device: torch.device, batch: 
                           for i in range(0, len(images), batch)])
 
 
-def data_stamp(paths: list[Path]) -> str:
-    """sha256 over (path, size, mtime) of the inputs: other data must not resume a checkpoint."""
-    digest = hashlib.sha256()
-    for p in paths:
-        st = os.stat(p)
-        digest.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
 def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir: str | Path,
                    arch: Architecture, exp: Experiment, training: dict, features: str | None,
                    seed: int, device: torch.device, fingerprint_extra: dict | None = None
@@ -276,15 +266,10 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
         return {"val_grad_norm_D_Y": float(norm_y.mean()), "val_grad_norm_D_X": float(norm_x.mean())}
 
     result = trainer.fit(step_fn, validate_fn if X_val else None)
-    timed = [row["seconds_per_step"] for row in result.history if row.get("seconds_per_step")]
     summary = {"n_x": len(X), "n_y": len(Y), "n_val": len(X_val) if X_val else 0,
                "steps_per_epoch": epoch_steps, "epochs": training["steps"] / epoch_steps,
-               "seconds_per_step": float(np.mean(timed)) if timed else None,
                "best_step": result.best_step, "best_metrics": result.best_metrics,
                "resumed_from": result.resumed_from, "phi": phi.source}
-    if timed:
-        log.info("seconds per training step: %.3f (mean over %d log windows of this run)",
-                 summary["seconds_per_step"], len(timed))
     return trainer, model, summary
 
 
@@ -306,7 +291,8 @@ def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_cs
     X = Domain(x_refs, arch.image_size, f"{synthetic} (train)", cache)
     Y = Domain(y_refs, arch.image_size, real_train, cache)
     X_val = Domain(val_refs, arch.image_size, f"{synthetic} (val)", cache) if val_refs else None
-    stamp = data_stamp([r.path for r in x_refs + y_refs + val_refs])
+    stamp = {"synthetic": data_fingerprint([r.path for r in x_refs + val_refs], root=synthetic),
+             "real": data_fingerprint([r.path for r in y_refs], root=real_train)}
     trainer, net, summary = train_cyclegan(
         X=X, Y=Y, X_val=X_val, checkpoint_dir=checkpoint_dir, arch=arch, exp=exp,
         training=training, features=features, seed=seed, device=device,

@@ -9,7 +9,8 @@ Layout of a checkpoint directory (not a Snakemake output; the trainer owns it):
 
     step_00000300.pt   periodic checkpoints, the last `KEEP_PERIODIC` kept
     best.pt            the state with the best validation metric so far
-    history.csv        one row per logged or validated step
+    history.csv        one row per recorded or validated step: losses and metrics
+    timing.csv         seconds per step of every log window (wall-clock, so kept out of history)
     corrupt/           unreadable checkpoints moved out of the way, kept for inspection
     stale/<hash8>/     checkpoints of a run with another fingerprint (config changed)
 """
@@ -40,6 +41,7 @@ HEADER_LEN = len(MAGIC) + 64 + 1  # magic, sha256 hex digest, newline
 KEEP_PERIODIC = 2
 BEST_NAME = "best.pt"
 HISTORY_NAME = "history.csv"
+TIMING_NAME = "timing.csv"
 STEP_PATTERN = re.compile(r"^step_(\d{8,})\.pt$")
 
 
@@ -190,6 +192,10 @@ class CheckpointDir:
     def history_path(self) -> Path:
         return self.root / HISTORY_NAME
 
+    @property
+    def timing_path(self) -> Path:
+        return self.root / TIMING_NAME
+
     def newest_readable(self) -> tuple[Path, dict] | None:
         """The newest periodic checkpoint that reads and verifies, with its payload.
 
@@ -222,7 +228,7 @@ class CheckpointDir:
         target = self.root / "stale" / old_hash[:8]
         for _, path in self.periodic():
             self._set_aside(path, target)
-        for path in (self.best_path, self.history_path):
+        for path in (self.best_path, self.history_path, self.timing_path):
             if path.exists():
                 self._set_aside(path, target)
         return target
@@ -242,18 +248,22 @@ class CheckpointDir:
 
 
 def history_columns(history: list[dict]) -> list[str]:
-    """CSV header: step, seconds per step, losses, then metrics (`val_` added on a name clash)."""
+    """CSV header: step, losses, then metrics (`val_` added on a name clash).
+
+    Wall-clock time is not among them: the history is a rule's output (losses.csv) and the same
+    config must give the same bytes. Seconds per step go to the log and to timing.csv.
+    """
     losses: list[str] = []
     metrics: list[str] = []
     for row in history:
         losses += [k for k in row.get("losses", {}) if k not in losses]
         metrics += [k for k in row.get("metrics", {}) if k not in metrics]
-    return ["step", "seconds_per_step", *losses, *[_metric_column(k, losses) for k in metrics]]
+    return ["step", *losses, *[_metric_column(k, losses) for k in metrics]]
 
 
 def _metric_column(key: str, losses: list[str]) -> str:
-    """A metric's CSV column: its own name unless a loss or a fixed column already has it."""
-    return f"val_{key}" if key in losses or key in ("step", "seconds_per_step") else key
+    """A metric's CSV column: its own name unless a loss or the step column already has it."""
+    return f"val_{key}" if key in losses or key == "step" else key
 
 
 def write_history(path: Path, history: list[dict]) -> None:
@@ -264,10 +274,20 @@ def write_history(path: Path, history: list[dict]) -> None:
         writer = csv.writer(f)
         writer.writerow(columns)
         for row in history:
-            cells = {"step": row["step"], "seconds_per_step": row.get("seconds_per_step")}
+            cells = {"step": row["step"]}
             cells.update(row.get("losses", {}))
             cells.update({_metric_column(k, losses): v for k, v in row.get("metrics", {}).items()})
             writer.writerow([_cell(cells.get(c)) for c in columns])
+
+
+def write_timing(path: Path, history: list[dict]) -> None:
+    """step, seconds_per_step of every logged window, atomically (beside the checkpoints)."""
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "seconds_per_step"])
+        for row in history:
+            if row.get("seconds_per_step") is not None:
+                writer.writerow([row["step"], _cell(row["seconds_per_step"])])
 
 
 def _cell(value: Any) -> str:

@@ -1,8 +1,24 @@
-"""Pick the torch device from the config's `device` value, so every stage reads it the same way."""
+"""Pick the torch device from the config's `device` value, and make torch deterministic."""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+
+def configure_torch(threads: int) -> None:
+    """Same config, same bytes on one machine: deterministic kernels and a fixed thread count.
+
+    Called first by every entry script that runs torch, with the rule's `threads` (reductions
+    split across threads add in another order, so the count is part of the result). On CPU every
+    op must have a deterministic implementation (an op without one raises); on CUDA, where the
+    splatting atomics of some stages have none, such ops only warn.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode
+    torch.set_num_threads(int(threads))
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
+    torch.backends.cudnn.benchmark = False
 
 
 def pick_device(name: str = "auto") -> torch.device:

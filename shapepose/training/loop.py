@@ -33,7 +33,7 @@ from shapepose.training.checkpoint import (
     KEEP_PERIODIC, CheckpointDir, CheckpointUnreadable, TrainingError, capture_rng_state,
     fingerprint_hash,
     read_checkpoint, restore_rng_state, seed_everything, step_name, write_checkpoint,
-    write_history)
+    write_history, write_timing)
 from shapepose.training.device import pick_device
 
 log = logging.getLogger("shapepose.training")
@@ -155,6 +155,8 @@ class Trainer:
         raised. A non-finite loss raises `TrainingError` naming the directory, step and loss.
         """
         self.store.ensure_writable()
+        # deterministic kernels whoever calls (the entry scripts also fix the thread count)
+        torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
         progress, resumed_from = self._resume()
         cfg = self.config
         if progress.step >= cfg.max_steps:
@@ -214,8 +216,10 @@ class Trainer:
                                     "%s; exiting with status %d", done, cfg.max_steps, path,
                                     SIGTERM_EXIT_STATUS)
                         raise SystemExit(SIGTERM_EXIT_STATUS)
-        log.info("training finished at step %d; checkpoints in %s", progress.step,
-                 self.checkpoint_dir)
+        timed = [row["seconds_per_step"] for row in progress.history if row.get("seconds_per_step")]
+        log.info("training finished at step %d; checkpoints in %s; %s", progress.step,
+                 self.checkpoint_dir, f"{sum(timed) / len(timed):.4g} s per step (mean of "
+                 f"{len(timed)} log windows, timing.csv)" if timed else "no step timed")
 
     def _count_step(self, progress: _Progress, losses: dict[str, float]) -> None:
         """Advance the step and add its losses to the window that the next log line averages."""
@@ -352,6 +356,7 @@ class Trainer:
         self.store.prune(self.config.keep_last)
         try:
             write_history(self.store.history_path, progress.history)
+            write_timing(self.store.timing_path, progress.history)
         except OSError as exc:
             raise TrainingError(self.checkpoint_dir, f"cannot write history.csv: "
                                                      f"{exc.strerror or exc}") from None
