@@ -1,7 +1,6 @@
 """Shape and pose in the workflow: a tiny run of the whole DAG, table 6.2, the report, and replanning."""
 
 import csv
-import json
 import subprocess
 import sys
 from collections import Counter
