@@ -16,6 +16,8 @@ them is unusable however real it looks (each percent over the tolerance costs a 
 distance with diagonal covariances between globally pooled Phi features of G(X_val) and of the
 real training cut-outs, divided by the same distance for the unstylized X_val (1 = no closer to
 the real images than the synthetic renders were, 0 = indistinguishable by these statistics).
+Validation also records each critic's mean gradient norm between real and generated images
+(val_grad_norm_D_X, val_grad_norm_D_Y), the quantity the gradient penalty drives towards 1.
 """
 
 from __future__ import annotations
@@ -259,7 +261,8 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
         gradient penalty drives towards 1 (recorded with or without it, so runs compare)."""
         n = min(len(x), len(Y))
         gen = step_generator(seed, 0, stream=8)  # the same interpolates at every validation
-        real_y, fake_x = Y.tensor(range(n)), generate(model.F, Y.tensor(range(n)), device)
+        real_y = Y.tensor(range(n))
+        fake_x = generate(model.F, real_y, device)
         with torch.enable_grad():
             norm_y = critic_gradient_norms(model.D_Y, real_y.to(device), stylized[:n].to(device), gen)
             norm_x = critic_gradient_norms(model.D_X, x[:n].to(device), fake_x.to(device), gen)
