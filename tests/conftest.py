@@ -8,5 +8,12 @@ tests clear of it even if a stop fails.
 """
 
 
+# torch's optimizers import torch._dynamo, and with it triton, on first construction. Triton
+# loaded after Mesa's software renderer has made an EGL context crashes the process (as
+# torchvision does), so a test that builds an optimizer after one that renders would segfault
+# when run without the suite's other modules: load it before any test.
+import torch._dynamo  # noqa: F401
+
+
 def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: item.path.name == "test_slurm.py")  # stable: others keep order

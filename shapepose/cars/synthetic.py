@@ -25,7 +25,8 @@ from tqdm import tqdm
 from shapepose.cars.meshes import CAR, TRUCK, car_parts, merge_parts, sample_car_shape, shapenet_normalize
 from shapepose.cars.scene import SceneRenderer, random_lighting
 from shapepose.images.matfile import save_mat
-from shapepose.images.dpc import CAMERA_DISTANCE, CAR_CATEGORY, FOCAL_LENGTH, SHAPENET_TO_BLENDER, SPLITS
+from shapepose.images.dpc import (CAMERA_DISTANCE, CAR_CATEGORY, FOCAL_LENGTH, SHAPENET_TO_BLENDER, SPLITS,
+                                  look_at_rotation)
 from shapepose.render import Camera
 from shapepose.sampling.surface import sample_on_faces
 from shapepose.seeding import derive_rng
@@ -48,18 +49,14 @@ def blender_location(azimuth: float, elevation: float, distance: float) -> np.nd
 def blender_extrinsic(location: np.ndarray) -> np.ndarray:
     """(4, 4) world -> CV camera of a Blender camera at `location` tracking the origin.
 
-    TRACK_TO (-Z to the target, Y up, world z up) gives the camera's world axes: back = location
-    direction, right = up_world x back normalized, up = back x right. Blender's world -> camera
-    matrix has these as rows; CV flips the camera's y and z (y down, looking along +z).
+    A TRACK_TO camera (-Z to the target, Y up, world z up) seen in CV axes is the look-at
+    rotation the reader checks files against (`shapepose.images.dpc.look_at_rotation`; tests
+    build the same matrix from Blender's Euler angles instead).
     """
-    back = location / np.linalg.norm(location)
-    right = np.cross([0.0, 0.0, 1.0], back)
-    right /= np.linalg.norm(right)
-    up = np.cross(back, right)
-    world_to_camera = np.eye(4)
-    world_to_camera[:3, :3] = np.stack([right, up, back])
-    world_to_camera[:3, 3] = -world_to_camera[:3, :3] @ location
-    return np.diag([1.0, -1.0, -1.0, 1.0]) @ world_to_camera
+    extrinsic = np.eye(4)
+    extrinsic[:3, :3] = look_at_rotation(location)
+    extrinsic[:3, 3] = -extrinsic[:3, :3] @ location
+    return extrinsic
 
 
 def render_camera(location: np.ndarray) -> Camera:
