@@ -327,7 +327,8 @@ def critic_after_training(gp_weight: float, steps: int = 60) -> float:
 
     def batch(n):
         phase = torch.rand(n, 3, 1, 1, generator=gen) * 6
-        return torch.sin(3 * xx + phase) * torch.cos(2 * yy + phase), torch.rand(n, 3, 32, 32, generator=gen) * 2 - 1
+        real = torch.sin(3 * xx + phase) * torch.cos(2 * yy + phase)
+        return real, torch.rand(n, 3, 32, 32, generator=gen) * 2 - 1
 
     for _ in range(steps):
         real, fake = batch(4)

@@ -92,7 +92,8 @@ def data_digest(root: str | Path) -> str:
     """The training fingerprint's data: instances.json and every photo it names."""
     root = Path(root)
     entries, _ = read_instances(root / "instances.json")
-    return data_fingerprint([root / "instances.json", *(_photo_path(root, e.image) for e in entries)], root=root)
+    photos = [_photo_path(root, entry.image) for entry in entries]
+    return data_fingerprint([root / "instances.json", *photos], root=root)
 
 
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
