@@ -18,6 +18,7 @@ with script_logging(snakemake):
         volume=list(snakemake.input.volume),
         renders=list(snakemake.input.renders),
         out=snakemake.output.model,
+        losses_csv=snakemake.output.losses,
         checkpoint_dir=snakemake.params.checkpoint_dir,
         n_primitives=int(snakemake.wildcards.n_primitives),
         seed=snakemake.params.seed,

@@ -12,11 +12,5 @@ with script_logging(snakemake):
     from shapepose.segmentation.train import train_segmenter
 
     configure_torch(snakemake.threads)
-    train_segmenter(
-        snakemake.input.train_set,
-        snakemake.output.model,
-        snakemake.params.checkpoint_dir,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
-        **snakemake.params.train,
-    )
+    train_segmenter(train_set=snakemake.input.train_set, out=snakemake.output.model,
+                    losses_csv=snakemake.output.losses, **snakemake.params)

@@ -25,3 +25,16 @@ def merged_config(overrides: dict, replace: tuple[str, ...] = ()) -> dict:
 
     merge(base, overrides, "")
     return base
+
+
+def config_section(path: str, config_file: str = "config.yaml", **changes) -> dict:
+    """A copy of one section of config.yaml (dotted path, e.g. "style_transfer.defaults") with
+    `changes` on top: what a test hands a stage instead of defaults of its own. config_file
+    "workflow/configs/cars.yaml" reads that real config merged onto config.yaml."""
+    if config_file == "config.yaml":
+        node = yaml.safe_load((ROOT / "config.yaml").read_text())
+    else:
+        node = merged_config(yaml.safe_load((ROOT / config_file).read_text()))
+    for key in path.split("."):
+        node = node[key]
+    return {**copy.deepcopy(node), **changes}

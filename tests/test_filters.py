@@ -14,7 +14,9 @@ from shapepose.images.filters import (FilterThresholds, border_coverage, count_c
 from shapepose.images.instances import CAR, PERSON, TRUCK, ImageInstances, Instance, write_instances
 from shapepose.images.tables import filter_funnel, filter_rejections, segmentation_quality
 
-T = FilterThresholds()
+from configs import config_section
+
+T = FilterThresholds.from_config(config_section("filters"))  # the thesis's thresholds
 
 
 def box_mask(height, width, top, left, rows, cols):
@@ -96,7 +98,7 @@ def test_occlusion_counts_8_connected_components():
     speck = GOOD.copy()
     speck[5, 5] = True
     assert count_components(speck) == 2 and "occluded" in judge(speck).reasons
-    lenient = FilterThresholds(min_component_pixels=2)
+    lenient = FilterThresholds.from_config(config_section("filters", min_component_pixels=2))
     assert "occluded" not in judge(speck, thresholds=lenient).reasons
 
 

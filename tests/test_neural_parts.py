@@ -22,6 +22,8 @@ from shapepose.neural_parts.model import (COUPLING_AXES, ConditionalINN, Couplin
 from shapepose.neural_parts.table import neural_parts_table, tabulate_neural_parts
 from shapepose.sampling.volume import sample_volume
 
+from configs import config_section
+
 torch.set_num_threads(1)  # two threads on a busy 2-core machine spin-wait on each other
 
 
@@ -311,9 +313,10 @@ def tiny_dataset(tmp_path_factory):
 
 TINY_MODEL = {"image_size": 64, "feature_dim": 16, "embedding_dim": 16, "hidden": 32, "radius": 0.25,
               "pretrained": None, "freeze_batchnorm": True}
-TINY_TRAINING = {"steps": 40, "batch_size": 2, "surface_points": 200, "volume_points": 400,
-                 "sphere_points": 50, "lr": 0.003, "checkpoint_every": 20, "validate_every": 20,
-                 "log_every": 10, "val_frames": 2, "cache_frames": 16}
+TINY_TRAINING = config_section(
+    "neural_parts.training", steps=40, batch_size=2, surface_points=200, volume_points=400,
+    sphere_points=50, lr=0.003, checkpoint_every=20, validate_every=20, log_every=10,
+    val_frames=2, cache_frames=16)
 TINY_SPLIT = {"test_sequences": ["50004_knees"], "val_stride": 4}
 
 
@@ -322,9 +325,9 @@ def test_batches_are_a_pure_function_of_seed_and_step(tiny_dataset):
     frames = split_frames(files, **TINY_SPLIT)["train"]
     kwargs = dict(batch_size=2, n_surface=50, n_volume=60, n_sphere=10, radius=0.25,
                   device=torch.device("cpu"))
-    first, sphere = draw_batch(frames, FrameCache(32), seed=1, step=7, **kwargs)
-    again, sphere_again = draw_batch(frames, FrameCache(32), seed=1, step=7, **kwargs)
-    other, _ = draw_batch(frames, FrameCache(32), seed=1, step=8, **kwargs)
+    first, sphere = draw_batch(frames, FrameCache(32), seed=1, stage="np", step=7, **kwargs)
+    again, sphere_again = draw_batch(frames, FrameCache(32), seed=1, stage="np", step=7, **kwargs)
+    other, _ = draw_batch(frames, FrameCache(32), seed=1, stage="np", step=8, **kwargs)
     assert all(torch.equal(first[k], again[k]) for k in first) and torch.equal(sphere, sphere_again)
     assert not torch.equal(first["volume_points"], other["volume_points"])
     assert first["images"].shape == (2, 3, 32, 32) and first["inside"].dtype == torch.bool
@@ -345,12 +348,13 @@ def test_short_training_lowers_the_loss_and_beats_the_untrained_iou(tiny_dataset
                     volume=[f.volume for f in rows], renders=[f.renders for f in rows])
 
     train_neural_parts(**columns(train_files), out=str(tmp_path / "model.pt"),
-                       checkpoint_dir=str(tmp_path / "ckpt"), n_primitives=2, seed=3, device="cpu",
+                       losses_csv=str(tmp_path / "losses.csv"), checkpoint_dir=str(tmp_path / "ckpt"), n_primitives=2, seed=3, device="cpu",
                        split=TINY_SPLIT, model=TINY_MODEL, losses=losses, training=TINY_TRAINING)
     meta = load_exported(tmp_path / "model.pt")["meta"]
     assert meta["extra"]["n_train_frames"] == 3 and meta["which"] == "best"
 
-    history = list(csv.DictReader(open(tmp_path / "ckpt" / "history.csv")))
+    history = list(csv.DictReader(open(tmp_path / "losses.csv")))
+    assert (tmp_path / "losses.csv").read_bytes() == (tmp_path / "ckpt" / "history.csv").read_bytes()
     totals = [float(r["total"]) for r in history if r["total"]]
     assert len(totals) == 4 and totals[-1] < totals[0], totals
 
@@ -359,7 +363,8 @@ def test_short_training_lowers_the_loss_and_beats_the_untrained_iou(tiny_dataset
         seed=3, device="cpu", split=TINY_SPLIT, n_points=500, max_frames=None, subdivisions=2,
         image_size=64)
     assert result["n_test_frames"] == 4 and result["n_points"] == 500
-    seed_everything(3)  # the untrained model: the same initialisation the run started from
+    # the untrained model: the same initialisation the run started from
+    seed_everything(3, "neural_parts", "init")
     untrained = build_model(2, TINY_MODEL)
     test_frames = split_frames(files, **TINY_SPLIT)["test"]
     cache = FrameCache(64)

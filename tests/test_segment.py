@@ -22,8 +22,16 @@ from shapepose.segmentation import (
     load_segmenter)
 from shapepose.segmentation.shards import gather_shards, parse_shard, segment_shard, shard_of
 
+from configs import config_section
+
 TINY_ARCH = {"name": "demo", "backbone": "resnet18", "fpn_channels": 16, "head_channels": 16,
              "group_norm": 4, "min_size": 64, "max_size": 96}
+
+
+def tiny_training(**changes) -> dict:
+    """config.yaml's segmentation.train at a test's size."""
+    return config_section("segmentation.train", arch=TINY_ARCH, batch_size=2, lr=0.003,
+                          weight_decay=0.0, jitter=0.1, holdout=0.2, **changes)
 
 
 # ---- fixtures ------------------------------------------------------------------------------
@@ -361,9 +369,11 @@ def test_short_training_lowers_the_loss_and_exports_a_usable_model(tmp_path):
 
     train_set = write_training_set(tmp_path / "train_set", 10, seed=5)
     steps = 60
-    train_segmenter(train_set, tmp_path / "model.pt", tmp_path / "ckpt", arch=TINY_ARCH,
-                    steps=steps, batch_size=2, lr=0.003, weight_decay=0.0, warmup_steps=5,
-                    jitter=0.1, holdout=0.2, checkpoint_every=30, validate_every=30, seed=3)
+    train_segmenter(train_set=train_set, out=tmp_path / "model.pt",
+                    losses_csv=tmp_path / "losses.csv", checkpoint_dir=tmp_path / "ckpt",
+                    training=tiny_training(steps=steps, warmup_steps=5, checkpoint_every=30,
+                                           validate_every=30),
+                    seed=3, device="cpu")
     with open(tmp_path / "ckpt/history.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("loss")]
     losses = [float(r["loss"]) for r in rows]
@@ -383,9 +393,11 @@ def test_same_seed_gives_the_same_model_bytes(tmp_path):
     train_set = write_training_set(tmp_path / "train_set", 6, seed=6)
     digests = []
     for run in ("a", "b"):
-        train_segmenter(train_set, tmp_path / run / "model.pt", tmp_path / run / "ckpt",
-                        arch=TINY_ARCH, steps=6, batch_size=2, lr=0.003, weight_decay=0.0,
-                        warmup_steps=2, jitter=0.1, holdout=0.2, checkpoint_every=3,
-                        validate_every=3, seed=8)
+        train_segmenter(train_set=train_set, out=tmp_path / run / "model.pt",
+                        losses_csv=tmp_path / run / "losses.csv",
+                        checkpoint_dir=tmp_path / run / "ckpt",
+                        training=tiny_training(steps=6, warmup_steps=2, checkpoint_every=3,
+                                               validate_every=3),
+                        seed=8, device="cpu")
         digests.append((tmp_path / run / "model.pt").read_bytes())
     assert digests[0] == digests[1]

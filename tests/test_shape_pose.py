@@ -21,6 +21,15 @@ from shapepose.shape_pose.train import load_model, train_shape_pose
 from shapepose.training import SIGTERM_EXIT_STATUS
 from shapepose.training.checkpoint import read_checkpoint
 
+from configs import config_section
+
+
+def loss_settings(**changes) -> L.LossSettings:
+    """config.yaml's shape_pose.losses (and projection sigma) with a test's changes."""
+    sigma = config_section("shape_pose.projection")["sigma"]
+    return L.LossSettings(**{**config_section("shape_pose.losses"), "sigma": tuple(sigma),
+                             **changes})
+
 
 def axis_angle(axis, degrees):
     """A unit quaternion by the textbook formula (w = cos(a/2), xyz = sin(a/2) axis)."""
@@ -212,7 +221,8 @@ def test_network_layers_and_parameter_count_by_hand():
     head = (16 * 8 + 8) + (8 * 8 + 8) + (8 * 4 + 4)
     pose = (16 * 16 + 16) + 4 * head
     assert sum(p.numel() for p in net.parameters()) == conv + shared + shape + pose
-    seed_arch = Architecture()  # the seed's sizes: 7 convolutions, 8 x 8 x 128 features at 128 px
+    # the seed's sizes (the real config): 7 convolutions, 8 x 8 x 128 features at 128 px
+    seed_arch = Architecture.from_config(config_section("shape_pose.model", "workflow/configs/cars.yaml"))
     assert seed_arch.feature_side == 8 and 1 + 2 * seed_arch.encoder_pairs == 7
 
 
@@ -264,8 +274,8 @@ def test_reprojection_takes_the_best_candidate_and_teaches_the_student():
     student = true[None].clone().requires_grad_()
     out = {"points": cloud[None, None].expand(1, 3, -1, -1), "candidates": candidates,
            "student": student, "scale": None}
-    settings = L.LossSettings(sigma=(0.7, 0.7), pairing="all_pairs", student_loss="re",
-                              reprojection_scale=1.0)
+    settings = loss_settings(sigma=(0.7, 0.7), pairing="all_pairs", student_loss="re",
+                             reprojection_scale=1.0)
     terms = L.pair_losses(out, masks, projector, settings, 0.7, 1.0)
     assert terms["winner"].tolist() == [[1, 1, 1]]
     assert terms["reprojection"].item() < 1e-6 and terms["student"].item() < 1e-6
@@ -313,8 +323,8 @@ def test_first_view_pairing_is_dpcs_code():
     scale = torch.rand(B, W) * 0.5 + 0.5
     masks = (torch.rand(B, W, 12, 12) > 0.6).float()
     out = {"points": points, "candidates": candidates, "student": student, "scale": scale}
-    settings = L.LossSettings(sigma=(0.8, 0.8), pairing="first_view", student_loss="re_squared",
-                              reprojection_scale=0.5, student_weight=20.0)
+    settings = loss_settings(sigma=(0.8, 0.8), pairing="first_view", student_loss="re_squared",
+                             reprojection_scale=0.5, student_weight=20.0)
     ours = L.pair_losses(out, masks, projector, settings, 0.8, 1.0)
     proj, stud, total, winner = dpc_losses(points, candidates, student, scale, masks, projector, 0.8, 20.0)
     assert ours["winner"].flatten().tolist() == winner.tolist()
@@ -332,7 +342,7 @@ def test_which_views_poses_get_a_gradient(pairing, scored):
     out = {"points": (torch.rand(1, 3, 40, 3) - 0.5) * 0.6, "candidates": candidates,
            "student": geometry.normalize(torch.randn(1, 3, 4)), "scale": None}
     masks = (torch.rand(1, 3, 12, 12) > 0.6).float()
-    settings = L.LossSettings(sigma=(0.8, 0.8), pairing=pairing)
+    settings = loss_settings(sigma=(0.8, 0.8), pairing=pairing)
     L.pair_losses(out, masks, projector, settings, 0.8, 1.0)["reprojection"].backward()
     got = [bool(candidates.grad[0, v].abs().sum() > 0) for v in range(3)]
     assert got == scored
@@ -362,7 +372,7 @@ def test_weight_decay_is_dpcs_regularization_of_the_weights_only():
     from shapepose.shape_pose.train import make_optimizer
 
     arch = Architecture(image_size=16, filters=2, encoder_pairs=1, fc=8, points=5, candidates=2,
-                        pose_hidden=4)
+                        pose_hidden=4, point_range=0.5, occupancy_scaling=True)
     ours, reference = build_model(arch, 0), build_model(arch, 0)
     for p in ours.parameters():  # non-zero biases, so that decaying them would show
         p.data.add_(0.1)
@@ -410,10 +420,10 @@ LOSSES = {"student_weight": 20, "student_loss": "re_squared", "pairing": "first_
 
 
 def training(steps, **over):
-    base = {"steps": steps, "models_per_batch": 2, "views_per_model": 3, "lr": 0.001,
-            "weight_decay": 0, "checkpoint_every": 3, "validate_every": 3, "log_every": 2,
-            "val_models": 2}
-    return {**base, **over}
+    return config_section("shape_pose.training", **{
+        "steps": steps, "models_per_batch": 2, "views_per_model": 3, "lr": 0.001,
+        "weight_decay": 0, "checkpoint_every": 3, "validate_every": 3, "log_every": 2,
+        "val_models": 2, **over})
 
 
 def run(root, synthetic, steps, **over):
@@ -475,7 +485,8 @@ def test_a_few_hundred_steps_learn_shape_and_beat_the_untrained_network(tmp_path
     assert last < 0.6 * first
     evaluation = {"points": 1000, "accuracy_threshold": 30,
                   "alignment": {"models": 15, "views_per_model": 2, "icp_threshold": 0.2,
-                                "icp_iterations": 20}}
+                                "icp_iterations": 20, "fit_models": None, "starts": True,
+                                "consensus_deg": 30}}
     align = ViewSet(synthetic, "val", MODEL["image_size"], PROJECTION["grid"])
     test = ViewSet(synthetic, "test", MODEL["image_size"], PROJECTION["grid"])
     scores = {}

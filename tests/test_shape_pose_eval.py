@@ -35,7 +35,8 @@ SHAPE = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7]
          "cabin_offset": [-0.15, 0.05]}  # as tests/test_cars_data.py
 SIZE, VIEWS, GT_POINTS, EVAL_POINTS = 64, 4, 3000, 2000
 EVALUATION = {"points": EVAL_POINTS, "accuracy_threshold": 30,
-              "alignment": {"models": 15, "views_per_model": 2, "icp_threshold": 0.2, "icp_iterations": 30},
+              "alignment": {"models": 15, "views_per_model": 2, "icp_threshold": 0.2, "icp_iterations": 30,
+                            "fit_models": None, "starts": True, "consensus_deg": 30},
               "real_masks": {"size": 128, "point_radius": 0.012, "kde_points": 50}}
 # the oracle's frame: a fixed rotation B of 100 degrees about (1, 2, -1), written out by hand
 B_AXIS = np.array([1.0, 2.0, -1.0]) / math.sqrt(6.0)

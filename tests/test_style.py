@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from shapepose.style.data import Domain, ImageRef, batch_indices
+from shapepose.style.data import Domain, ImageRef
 from shapepose.style.losses import (
     LossWeights, alpha_mask, alpha_straight_through, critic_gradient_norms, generator_terms,
     gradient_penalty,
@@ -30,8 +30,19 @@ from shapepose.style.train import (
 from shapepose.training import SIGTERM_EXIT_STATUS, TrainingError
 from shapepose.training.checkpoint import read_checkpoint
 
+from configs import config_section
+
 CPU = torch.device("cpu")
 SEED = 7
+
+
+def experiment(**changes) -> Experiment:
+    """config.yaml's style_transfer.defaults with a test's changes."""
+    return Experiment.from_config(config_section("style_transfer.defaults", **changes))
+
+
+def loss_weights(**changes) -> LossWeights:
+    return experiment(**changes).loss_weights
 TINY = Architecture(ngf=4, ndf=4, n_blocks=1, image_size=32)
 
 
@@ -246,11 +257,11 @@ def test_generator_terms_skip_zero_weights_and_need_phi():
     x, y = stub_batches()
     half = lambda t: 0.5 * t  # noqa: E731
     critics = (ConstantCritic(0.5), ConstantCritic(0.25))
-    terms, _ = generator_terms(x, y, half, half, *critics, LossWeights(lambda_idt=0.0))
+    terms, _ = generator_terms(x, y, half, half, *critics, loss_weights(lambda_idt=0.0))
     assert set(terms) == {"gan_G", "gan_F", "cycle_A", "cycle_B", "total"}
     assert float(terms["total"]) == pytest.approx(0.5625 + 0.25 + 3.75 + 5.25, abs=1e-6)
     with pytest.raises(ValueError, match="feature extractor"):
-        generator_terms(x, y, half, half, *critics, LossWeights(lambda_resdist_F=1.0))
+        generator_terms(x, y, half, half, *critics, loss_weights(lambda_resdist_F=1.0))
 
 
 # ---- gradient penalty -----------------------------------------------------------------------
@@ -413,7 +424,7 @@ def test_pool_state_round_trip():
 # ---- schedule and batches -------------------------------------------------------------------
 
 def test_learning_rates_constant_without_final_rate():
-    exp = Experiment(lr_g=2e-4, lr_d=4e-4)
+    exp = experiment(lr_g=2e-4, lr_d=4e-4)
     for step in (0, 75, 10_000):
         assert exp.learning_rates(step, epoch_steps=10) == (2e-4, 4e-4)
 
@@ -425,28 +436,14 @@ def test_learning_rates_constant_without_final_rate():
     (300, (1e-5, 1e-5)),       # and it stays there
 ])
 def test_learning_rates_decay_linearly(step, expected):
-    exp = Experiment(lr_g=2e-4, lr_d=4e-4, lr_final=1e-5, decay_start_epoch=0, decay_epochs=15)
+    exp = experiment(lr_g=2e-4, lr_d=4e-4, lr_final=1e-5, decay_start_epoch=0, decay_epochs=15)
     assert exp.learning_rates(step, epoch_steps=10) == pytest.approx(expected, rel=1e-12)
 
 
 def test_learning_rates_wait_for_the_decay_start():
-    exp = Experiment(lr_g=2e-4, lr_d=4e-4, lr_final=1e-5, decay_start_epoch=5, decay_epochs=10)
+    exp = experiment(lr_g=2e-4, lr_d=4e-4, lr_final=1e-5, decay_start_epoch=5, decay_epochs=10)
     assert exp.learning_rates(50, epoch_steps=10) == pytest.approx((2e-4, 4e-4), rel=1e-12)
     assert exp.learning_rates(100, epoch_steps=10) == pytest.approx((1.05e-4, 2.05e-4), rel=1e-12)
-
-
-def test_batch_indices_visit_every_image_once_per_epoch():
-    n, batch = 7, 3
-    walk = np.concatenate([batch_indices(n, batch, step, seed=11, domain=0) for step in range(14)])
-    epochs = walk.reshape(6, n)  # 14 steps of 3 = 42 positions = 6 epochs of 7
-    for epoch in epochs:
-        assert sorted(epoch.tolist()) == list(range(n))
-    assert len({tuple(e) for e in epochs}) > 1  # a fresh permutation each epoch
-    # a pure function of (seed, step): asked again, out of order, the same
-    for step in (9, 0, 13):
-        assert np.array_equal(batch_indices(n, batch, step, 11, 0), walk[step * batch:(step + 1) * batch])
-    other = np.concatenate([batch_indices(n, batch, s, seed=11, domain=1) for s in range(14)])
-    assert not np.array_equal(other, walk)
 
 
 # ---- training: tiny procedural domains ------------------------------------------------------
@@ -493,9 +490,10 @@ def ellipses(tmp_path_factory) -> dict[str, list[ImageRef]]:
 
 
 def tiny_training(steps: int, **overrides) -> dict:
-    return {"steps": steps, "batch_size": 2, "pool_size": 3, "checkpoint_every": 4,
-            "validate_every": 0, "log_every": 1, "record_every": 1, "val_images": 0,
-            "alpha_tolerance": 0.01, **overrides}
+    return config_section("style_transfer.training", **{
+        "steps": steps, "batch_size": 2, "pool_size": 3, "checkpoint_every": 4,
+        "validate_every": 0, "log_every": 1, "record_every": 1, "val_images": 0,
+        "alpha_tolerance": 0.01, **overrides})
 
 
 def train_tiny(ck: Path, refs: dict, exp: Experiment, training: dict, *, validate: bool = False,
@@ -530,8 +528,8 @@ def history_lines(ck: Path) -> list[str]:
 
 
 RESUME_VARIANTS = {
-    "stock": (Experiment(), False),
-    "stabilized": (Experiment(gp_weight=10.0, spectral_norm=True, label_smoothing=0.1, lr_g=3e-4,
+    "stock": (experiment(), False),
+    "stabilized": (experiment(gp_weight=10.0, spectral_norm=True, label_smoothing=0.1, lr_g=3e-4,
                               lr_d=1e-4, lr_final=1e-5, decay_epochs=1.0, lambda_alpha_G=2.0,
                               lambda_alpha_F=2.0), True),
 }
@@ -598,12 +596,12 @@ def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, ellipse
     ck = tmp_path / "ck"
     X = PoisonedDomain(ellipses["x"], 32, "x", poisoned=5)
     with pytest.raises(TrainingError, match="at step 5"):
-        train_tiny(ck, ellipses, Experiment(), tiny_training(10, checkpoint_every=2), X=X)
+        train_tiny(ck, ellipses, experiment(), tiny_training(10, checkpoint_every=2), X=X)
     assert sorted(p.name for p in ck.glob("step_*.pt")) == ["step_00000004.pt"]
     payload = read_checkpoint(ck / "step_00000004.pt")
     assert payload["step"] == 4
     tensors = [t for state in payload["modules"].values() for t in state.values()]
-    tensors += [payload["schedulers"][p]["images"] for p in ("pool_x", "pool_y")]
+    tensors += [payload["states"][p]["images"] for p in ("pool_x", "pool_y")]
     assert tensors and all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
@@ -643,7 +641,7 @@ def test_untrained_generator_moves_the_masks(alpha_domains):
     "halo of background outputs in (-0.996, -0.95) stays, where tanh' and the straight-through "
     "gradient of the squared L1 are small. Reported to the lead, not weakened"))
 def test_alpha_loss_keeps_the_masks(tmp_path, alpha_domains):
-    exp = Experiment(lambda_alpha_G=200.0, lambda_alpha_F=200.0, lr_g=2e-3, lr_d=2e-3)
+    exp = experiment(lambda_alpha_G=200.0, lambda_alpha_F=200.0, lr_g=2e-3, lr_d=2e-3)
     training = tiny_training(ALPHA_STEPS, batch_size=4, pool_size=8,
                              checkpoint_every=ALPHA_STEPS, log_every=50, record_every=50)
     _, model, _ = train_cyclegan(X=alpha_domains["x"], Y=alpha_domains["y"], X_val=None,

@@ -18,9 +18,9 @@ import torch
 
 from shapepose.errors import InputError
 from shapepose.training import (
-    SIGTERM_EXIT_STATUS, TrainConfig, TrainingError, load_exported, pick_device)
+    SIGTERM_EXIT_STATUS, TrainConfig, Trainer, TrainingError, load_exported, pick_device)
 
-from train_toy import Toy, train_and_export
+from train_toy import Toy, toy_config, train_and_export
 
 TOY = Path(__file__).with_name("train_toy.py")
 STEPS, CKPT_EVERY, LOG_EVERY, VAL_EVERY = 40, 10, 3, 7
@@ -135,7 +135,7 @@ def test_sigterm_checkpoints_exits_143_and_resumes(tmp_path, reference, caplog):
 
 # ------------------------------------------------------------------ in-process tests
 
-SMALL = TrainConfig(max_steps=20, checkpoint_every=5, log_every=5)
+SMALL = toy_config(20, checkpoint_every=5, log_every=5)
 
 
 def train(ck: Path, config: TrainConfig = SMALL, fingerprint=None, seed: int = 3):
@@ -230,7 +230,7 @@ def test_best_checkpoint_follows_the_best_validation_metric(tmp_path):
         snapshots[step] = final_weights(toy)
         return {"score": scripted[len(snapshots) - 1]}
 
-    config = TrainConfig(max_steps=10, checkpoint_every=3, validate_every=2, log_every=5,
+    config = toy_config(10, checkpoint_every=3, validate_every=2, log_every=5,
                          best_metric="score", best_mode="min")
     trainer = toy.trainer(tmp_path / "ck", config)
     result = trainer.fit(toy.step_fn, validate_fn)
@@ -246,13 +246,13 @@ def test_best_checkpoint_follows_the_best_validation_metric(tmp_path):
 def test_best_mode_max_and_fallback_to_last(tmp_path):
     toy = Toy(3)
     values = iter([1.0, 7.0, 2.0])
-    config = TrainConfig(max_steps=6, checkpoint_every=6, validate_every=2, best_metric="acc",
+    config = toy_config(6, checkpoint_every=6, validate_every=2, best_metric="acc",
                          best_mode="max")
     trainer = toy.trainer(tmp_path / "ck", config)
     assert trainer.fit(toy.step_fn, lambda: {"acc": next(values)}).best_step == 4
 
     plain = Toy(3)
-    trainer = plain.trainer(tmp_path / "plain", TrainConfig(max_steps=4, checkpoint_every=2))
+    trainer = plain.trainer(tmp_path / "plain", toy_config(4, checkpoint_every=2))
     trainer.fit(plain.step_fn)
     trainer.export(tmp_path / "model.pt", which="best")
     data = load_exported(tmp_path / "model.pt")
@@ -317,3 +317,30 @@ def test_pick_device():
         pick_device("tpu")
     with pytest.raises(ValueError):
         pick_device("cuda:99")
+
+
+def test_trainer_steps_the_lr_schedulers_and_writes_the_rules_losses_csv(tmp_path):
+    toy = Toy(3)
+    trainer = toy.trainer(tmp_path / "ck", toy_config(9, checkpoint_every=3, record_every=1))
+    with pytest.raises(TrainingError, match="not complete"):
+        trainer.write_losses(tmp_path / "losses.csv")
+    trainer.fit(toy.step_fn)
+    # StepLR(step_size 4, gamma 0.8) after 9 scheduler steps: 0.05 * 0.8 ** (9 // 4)
+    assert toy.opt.param_groups[0]["lr"] == pytest.approx(0.05 * 0.8 ** 2, rel=1e-12)
+    trainer.write_losses(tmp_path / "losses.csv")
+    text = (tmp_path / "losses.csv").read_text()
+    assert text == (tmp_path / "ck" / "history.csv").read_text()
+    assert text.splitlines()[0] == "step,loss" and len(text.splitlines()) == 1 + 9
+
+
+def test_the_stage_is_part_of_a_runs_identity(tmp_path):
+    toy = Toy(3)
+    toy.trainer(tmp_path / "ck", SMALL).fit(toy.step_fn)
+    other = Toy(3)
+    renamed = Trainer(tmp_path / "ck", fingerprint={"toy": "mlp"}, seed=3, stage="another",
+                      modules={"model": other.net}, optimizers={"adam": other.opt},
+                      lr_schedulers={"lr": other.sched}, config=SMALL, device="cpu")
+    assert renamed.fingerprint_hash != toy.trainer(tmp_path / "ck", SMALL).fingerprint_hash
+    with pytest.raises(ValueError, match="both lr_schedulers and states"):
+        Trainer(tmp_path / "x", fingerprint={}, seed=3, stage="toy", modules={"m": other.net},
+                lr_schedulers={"lr": other.sched}, states={"lr": other.sched}, config=SMALL)

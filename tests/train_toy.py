@@ -1,8 +1,9 @@
 """A toy trainer for tests/test_training.py, importable and runnable as a subprocess to be killed.
 
-A small MLP with dropout, Adam and a step learning-rate schedule, fitting a fixed random linear
-map. Each step draws its batch from derive_rng(seed, "batch", step) and also draws from torch's,
-numpy's global and python's RNGs, so an exact resume needs every state the trainer saves.
+A small MLP with dropout, Adam and a step learning-rate schedule (stepped by the trainer), fitting
+a fixed random linear map. Each step draws its batch from derive_rng(seed, "toy", "batch", step)
+and also draws from torch's, numpy's global and python's RNGs, so an exact resume needs every
+state the trainer saves.
 Run as a script, it writes the step count to --progress after each step so a test knows when
 to kill it, then exports the last state to --out. The tests kill the script and resume in their
 own process (same code, same thread count for these tiny tensors), which saves torch imports.
@@ -26,6 +27,14 @@ from shapepose.seeding import derive_rng  # noqa: E402
 from shapepose.training import TrainConfig, Trainer  # noqa: E402
 
 
+def toy_config(max_steps: int, **changes) -> TrainConfig:
+    """A TrainConfig for the toy: these loop settings unless a test changes them."""
+    settings = dict(checkpoint_every=100, validate_every=0, log_every=10, record_every=None,
+                    keep_last=2, tensorboard=True)
+    settings.update(changes)
+    return TrainConfig(max_steps=max_steps, **settings)
+
+
 class Toy:
     """Model, optimizer, scheduler and the step/validate functions of one toy run."""
 
@@ -43,7 +52,7 @@ class Toy:
         self.sleep = sleep
 
     def step_fn(self, step: int) -> dict[str, float]:
-        rng = derive_rng(self.seed, "batch", step)
+        rng = derive_rng(self.seed, "toy", "batch", step)
         x = torch.from_numpy(rng.normal(size=(8, 4)).astype(np.float32))
         # Draws from the global RNGs, whose states only an exact resume gets right.
         jitter = float(np.random.normal()) * 1e-2 + random.random() * 1e-2
@@ -52,7 +61,6 @@ class Toy:
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        self.sched.step()
         if self.progress:
             Path(self.progress).write_text(str(step + 1))
         if self.sleep:
@@ -66,8 +74,8 @@ class Toy:
     def trainer(self, checkpoint_dir, config: TrainConfig, fingerprint: dict | None = None
                 ) -> Trainer:
         return Trainer(checkpoint_dir, fingerprint=fingerprint or {"toy": "mlp"}, seed=self.seed,
-                       modules={"model": self.net}, optimizers={"adam": self.opt},
-                       schedulers={"lr": self.sched}, config=config, device="cpu")
+                       stage="toy", modules={"model": self.net}, optimizers={"adam": self.opt},
+                       lr_schedulers={"lr": self.sched}, config=config, device="cpu")
 
 
 def train_and_export(checkpoint_dir: str, out: str, *, steps: int, checkpoint_every: int,
@@ -75,8 +83,8 @@ def train_and_export(checkpoint_dir: str, out: str, *, steps: int, checkpoint_ev
                      progress: str | None = None, sleep: float = 0.0) -> None:
     """One toy run as a training rule does it: fit (resuming if possible), then export."""
     toy = Toy(seed, progress=progress, sleep=sleep)
-    config = TrainConfig(max_steps=steps, checkpoint_every=checkpoint_every, log_every=log_every,
-                         validate_every=validate_every, best_metric="val_mse", best_mode="min")
+    config = toy_config(steps, checkpoint_every=checkpoint_every, log_every=log_every,
+                        validate_every=validate_every, best_metric="val_mse", best_mode="min")
     trainer = toy.trainer(checkpoint_dir, config)
     trainer.fit(toy.step_fn, toy.validate_fn)
     trainer.export(out, which="last")

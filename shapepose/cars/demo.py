@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from shapepose.config import section
 from shapepose.bodies import example_mesh
 from shapepose.cars.photos import CLASS_NAMES, MIN_PIXELS, Photo, PhotoOptions, compose_photo
 from shapepose.cars.scene import SceneRenderer
@@ -116,7 +117,7 @@ def make_demo_cars(synthetic: str, photos: str, photos_truth: str, segmenter_tra
     """Write all four demo outputs (config `demo_cars`); each appears only once complete."""
     photo_options = dict(photo_options)
     counts = {k: photo_options.pop(k) for k in ("train", "test", "segmenter_train", "jpeg_quality")}
-    options = PhotoOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in photo_options.items()})
+    options = section(PhotoOptions, photo_options, where="demo_cars.photos")
     people = _people(seed)
     with atomic_dir(synthetic) as tmp:
         summary = write_synthetic(Path(tmp), seed=seed, shape_ranges=shape, **synthetic_options)

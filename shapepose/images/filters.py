@@ -42,8 +42,9 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from shapepose.config import section
 from shapepose.errors import InputError
-from shapepose.images.instances import (CAR, CATEGORY_NAMES, TRUCK, ImageInstances, Instance,
+from shapepose.images.instances import (CATEGORY_NAMES, ImageInstances, Instance,
                                         read_instances)
 from shapepose.io import atomic_dir, atomic_file
 
@@ -68,24 +69,20 @@ UNREADABLE, NO_DETECTIONS = "unreadable", "no_detections"
 
 @dataclasses.dataclass(frozen=True)
 class FilterThresholds:
-    """The thresholds of sections 3.1 and 3.2 (defaults are the thesis's values)."""
+    """The thresholds of sections 3.1 and 3.2 (config `filters`; config.yaml has the thesis's)."""
 
-    categories: tuple[int, ...] = (CAR, TRUCK)  # COCO ids that pass the class filter
-    min_score: float = 0.7                       # score >= this passes
-    min_box_side: float = 128.0                  # sqrt(predicted box area) >= this passes
-    min_fill: float = 0.5                        # mask pixels / predicted box area >= this passes
-    grayscale_tolerance: int = 8                 # max channel spread (0..255) of a gray photo
-    min_component_pixels: int = 1                # smaller components are ignored as specks
-    border_fraction: float = 0.02                # width of each border strip, share of the side
-    max_border_cover: float = 1.0 / 3.0          # more than this share of a strip covered fails
+    categories: tuple[int, ...]  # COCO ids that pass the class filter
+    min_score: float             # score >= this passes
+    min_box_side: float          # sqrt(predicted box area) >= this passes
+    min_fill: float              # mask pixels / predicted box area >= this passes
+    grayscale_tolerance: int     # max channel spread (0..255) of a gray photo
+    min_component_pixels: int    # smaller components are ignored as specks
+    border_fraction: float       # width of each border strip, share of the side
+    max_border_cover: float      # more than this share of a strip covered fails
 
     @classmethod
     def from_config(cls, cfg: dict) -> "FilterThresholds":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in cfg.items() if k in fields}
-        if "categories" in values:
-            values["categories"] = tuple(int(c) for c in values["categories"])
-        return cls(**values)
+        return section(cls, cfg, where="filters")
 
 
 def is_grayscale(photo: np.ndarray, tolerance: int) -> bool:

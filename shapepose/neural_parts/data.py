@@ -3,8 +3,9 @@
 Split (by sequence, then by frame): every frame of a sequence listed in `test_sequences` is a test
 frame; of the other sequences, the frames at positions 0, val_stride, 2 val_stride, ... of each
 sequence are validation frames and the rest train. A batch is a pure function of (seed, step):
-which frames, which stored surface and volume rows, and the sphere points all come from
-`derive_rng(seed, "neural_parts", "batch", step)`, so a resumed run sees the same batches.
+the frames walk the training split in a fresh order each epoch, and the stored surface and volume
+rows and the sphere points come from the step's own stream (`shapepose.training.batches`), so a
+resumed run sees the same batches.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shapepose.errors import InputError
 from shapepose.meshes import frame_name
 from shapepose.neural_parts.model import sphere_points
 from shapepose.sampling.store import read_surface_samples, read_volume_samples
-from shapepose.seeding import derive_rng
+from shapepose.training.batches import epoch_walk, step_rng
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +156,16 @@ def _rows(rng: np.random.Generator, available: int, wanted: int) -> np.ndarray:
     return rng.choice(available, size=wanted, replace=wanted > available)
 
 
-def draw_batch(frames: list[FrameRef], cache: FrameCache, *, seed: int, step: int, batch_size: int,
-               n_surface: int, n_volume: int, n_sphere: int, radius: float,
+def draw_batch(frames: list[FrameRef], cache: FrameCache, *, seed: int, stage: str, step: int,
+               batch_size: int, n_surface: int, n_volume: int, n_sphere: int, radius: float,
                device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The batch of training step `step` and the sphere points it uses: a pure function of
-    (seed, step, frames). Tensors: images (B, 3, S, S), surface_points and surface_normals
-    (B, n_surface, 3), volume_points (B, n_volume, 3), inside (B, n_volume) bool, weights
-    (B, n_volume); sphere (n_sphere, 3)."""
-    rng = derive_rng(seed, "neural_parts", "batch", step)
-    chosen = rng.choice(len(frames), size=batch_size, replace=batch_size > len(frames))
+    (seed, step, frames). Frames: `epoch_walk(..., stage, "frames")` (each once per epoch);
+    stored rows and sphere points: `step_rng(seed, step, stage, "points")`. Tensors: images
+    (B, 3, S, S), surface_points and surface_normals (B, n_surface, 3), volume_points
+    (B, n_volume, 3), inside (B, n_volume) bool, weights (B, n_volume); sphere (n_sphere, 3)."""
+    chosen = epoch_walk(len(frames), batch_size, step, seed, stage, "frames")
+    rng = step_rng(seed, step, stage, "points")
     parts = collections.defaultdict(list)
     for index in chosen:
         samples = cache(frames[int(index)])

@@ -19,13 +19,15 @@ from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
 
+STAGE = "neural_parts"  # the first label of every random stream of this stage
+
 
 def build_model(n_primitives: int, model: dict) -> NeuralParts:
     """The network from the config's `neural_parts.model` section (image_size is the data's)."""
     return NeuralParts(
         n_primitives, feature_dim=model["feature_dim"], embedding_dim=model["embedding_dim"],
-        hidden=model["hidden"], radius=model["radius"], pretrained=model.get("pretrained"),
-        freeze_batchnorm=model.get("freeze_batchnorm", False))
+        hidden=model["hidden"], radius=model["radius"], pretrained=model["pretrained"],
+        freeze_batchnorm=model["freeze_batchnorm"])
 
 
 def sequence_files(sequences: list[str], surface: list[str], volume: list[str],
@@ -54,11 +56,12 @@ def evenly_spaced(frames: list, limit: int) -> list:
 
 
 def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list[str],
-                       renders: list[str], out: str, checkpoint_dir: str, n_primitives: int,
-                       seed: int, device: str, split: dict, model: dict, losses: dict,
-                       training: dict) -> dict:
-    """Train on the train split of `sequences` (the test sequences must not be among them) and
-    export the best checkpoint by validation IoU to `out`. Returns the export's `extra`."""
+                       renders: list[str], out: str, losses_csv: str, checkpoint_dir: str,
+                       n_primitives: int, seed: int, device: str, split: dict, model: dict,
+                       losses: dict, training: dict) -> dict:
+    """Train on the train split of `sequences` (the test sequences must not be among them),
+    export the best checkpoint by validation IoU to `out` and the loss history to `losses_csv`.
+    Returns the export's `extra`."""
     device = pick_device(device)
     files = sequence_files(sequences, surface, volume, renders)
     frames = split_frames(files, split["test_sequences"], split["val_stride"])
@@ -72,7 +75,7 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
     log.info("Neural Parts P%d: %d train, %d val frames (%d used to validate), device %s",
              n_primitives, len(frames["train"]), len(frames["val"]), len(val_frames), device)
 
-    seed_everything(seed)  # the initial weights follow the config seed
+    seed_everything(seed, STAGE, "init")  # the initial weights follow the config seed
     net = build_model(n_primitives, model)
     net.inn.origin.copy_(torch.from_numpy(mean_surface_point(frames["train"], cache)))
     net.to(device)
@@ -83,14 +86,14 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
                    "data": data_fingerprint(surface + volume + renders)}
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules={"model": net},
-        optimizers={"adam": optimizer}, seed=seed, device=device,
-        config=TrainConfig(max_steps=training["steps"], checkpoint_every=training["checkpoint_every"],
-                           validate_every=training["validate_every"], log_every=training["log_every"],
-                           best_metric="val_iou" if val_frames else None, best_mode="max"))
+        optimizers={"adam": optimizer}, seed=seed, stage=STAGE, device=device,
+        config=TrainConfig.from_section(training, best_metric="val_iou", best_mode="max",
+                                        validate=bool(val_frames)))
 
     def step_fn(step: int) -> dict[str, float]:
         batch, sphere = draw_batch(
-            frames["train"], cache, seed=seed, step=step, batch_size=training["batch_size"],
+            frames["train"], cache, seed=seed, stage=STAGE, step=step,
+            batch_size=training["batch_size"],
             n_surface=training["surface_points"], n_volume=training["volume_points"],
             n_sphere=training["sphere_points"], radius=net.radius, device=device)
         terms = neural_parts_losses(net, batch, sphere, loss_config)
@@ -107,6 +110,7 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
              "n_val_frames": len(frames["val"]), "steps": training["steps"],
              "batch_size": training["batch_size"]}
     trainer.export(out, which="best", extra=extra)
+    trainer.write_losses(losses_csv)
     return extra
 
 

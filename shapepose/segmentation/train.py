@@ -25,9 +25,12 @@ from shapepose.seeding import derive_rng
 from shapepose.segmentation.backends import TorchvisionSegmenter
 from shapepose.segmentation.model import build_demo_model, count_parameters
 from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
+from shapepose.training.batches import epoch_walk, step_rng
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger("shapepose.segmentation")
+
+STAGE = "segmentation"  # the first label of every random stream of this stage
 
 GRADIENT_CLIP_NORM = 5.0  # seed 002 appendix C
 
@@ -99,7 +102,7 @@ def data_digest(root: str | Path) -> str:
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices (train, held out): a seeded `fraction` of n (at least one when n >= 2) held out."""
     n_val = min(max(int(round(n * fraction)), 1 if n >= 2 and fraction > 0 else 0), n - 1)
-    order = derive_rng(seed, "train_segmenter", "holdout").permutation(n)
+    order = derive_rng(seed, STAGE, "holdout").permutation(n)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
@@ -133,15 +136,18 @@ def _schedule(warmup: int, total: int, floor: float = 0.05):
     return factor
 
 
-def train_segmenter(train_set: str | Path, out: str | Path, checkpoint_dir: str | Path, *,
-                    arch: dict, steps: int, batch_size: int, lr: float, weight_decay: float,
-                    warmup_steps: int, jitter: float, holdout: float, checkpoint_every: int,
-                    validate_every: int, seed: int, device: str = "auto") -> dict:
-    """Train the demo model with the shared trainer and export the best state to `out`.
+def train_segmenter(*, train_set: str | Path, out: str | Path, losses_csv: str | Path,
+                    checkpoint_dir: str | Path, training: dict, seed: int, device: str) -> dict:
+    """Train the demo model with the shared trainer; export the best state to `out` and the loss
+    history to `losses_csv`.
 
-    Returns the exported state's validation metrics.
+    training: config segmentation.train (arch, the optimizer's settings, holdout, jitter and the
+    trainer's loop settings). Returns the exported state's validation metrics.
     """
     device = pick_device(device)
+    arch, steps, batch_size = training["arch"], training["steps"], training["batch_size"]
+    lr, weight_decay, warmup_steps = training["lr"], training["weight_decay"], training["warmup_steps"]
+    jitter, holdout = training["jitter"], training["holdout"]
     photos = load_training_set(train_set)
     train_idx, val_idx = split_holdout(len(photos), holdout, seed)
     train = [photos[i] for i in train_idx]
@@ -151,7 +157,7 @@ def train_segmenter(train_set: str | Path, out: str | Path, checkpoint_dir: str 
     log.info("segmenter training set %s: %d photos for training, %d held out", train_set,
              len(train), len(held_out))
 
-    seed_everything(seed)  # the initial weights too must follow from the seed
+    seed_everything(seed, STAGE, "init")  # the initial weights too must follow from the seed
     model = build_demo_model(arch).to(device)
     log.info("demo Mask R-CNN %s: %.2f M parameters, device %s", arch,
              count_parameters(model) / 1e6, device)
@@ -160,8 +166,8 @@ def train_segmenter(train_set: str | Path, out: str | Path, checkpoint_dir: str 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(warmup_steps, steps))
 
     def step_fn(step: int) -> dict[str, float]:
-        rng = derive_rng(seed, "train_segmenter", "batch", step)
-        chosen = rng.choice(len(train), size=batch_size, replace=len(train) < batch_size)
+        chosen = epoch_walk(len(train), batch_size, step, seed, STAGE, "photos")
+        rng = step_rng(seed, step, STAGE, "augment")
         images, targets = zip(*(augmented_sample(train[k], rng, device, jitter) for k in chosen))
         model.train()  # the validation segmenter below leaves the model in eval mode
         losses = model(list(images), list(targets))
@@ -170,7 +176,6 @@ def train_segmenter(train_set: str | Path, out: str | Path, checkpoint_dir: str 
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, GRADIENT_CLIP_NORM)
         optimizer.step()
-        scheduler.step()
         return {"loss": total.item(), **{k: v.item() for k, v in losses.items()}}
 
     segmenter = TorchvisionSegmenter(model, device)
@@ -188,15 +193,15 @@ def train_segmenter(train_set: str | Path, out: str | Path, checkpoint_dir: str 
                    "holdout": holdout, "data": data_digest(train_set)}
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules={"model": model},
-        optimizers={"adamw": optimizer}, schedulers={"lr": scheduler}, seed=seed,
-        config=TrainConfig(max_steps=steps, checkpoint_every=checkpoint_every,
-                           validate_every=validate_every if held_out else 0,
-                           best_metric="val_pq" if held_out else None, best_mode="max"),
-        device=device)
+        optimizers={"adamw": optimizer}, lr_schedulers={"lr": scheduler}, seed=seed,
+        stage=STAGE, device=device,
+        config=TrainConfig.from_section(training, best_metric="val_pq", best_mode="max",
+                                        validate=bool(held_out)))
     result = trainer.fit(step_fn, validate)
     trainer.export(out, which="best", extra={
         "arch": dict(arch), "train_photos": [p.key for p in train],
         "held_out_photos": [p.key for p in held_out]})
+    trainer.write_losses(losses_csv)
     metrics = result.best_metrics or result.last_metrics
     log.info("exported %s: held-out %s", out, metrics)
     return metrics

@@ -24,7 +24,7 @@ from shapepose.errors import InputError
 from shapepose.images.dpc import read_dpc
 from shapepose.images.frame_ratio import resize_rgba
 from shapepose.shape_pose.geometry import pose_from_position
-from shapepose.style.data import batch_indices
+from shapepose.training.batches import epoch_walk, step_rng
 
 
 def prepare_view(rgba: np.ndarray, image_size: int, mask_size: int,
@@ -109,12 +109,15 @@ class ViewSet:
 
 
 def batch_choice(n_models: int, n_views: int, models_per_batch: int, views_per_model: int,
-                 step: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(models (B,), views (B, W)) of training step `step`: a pure function of (seed, step)."""
+                 step: int, seed: int, stage: str = "shape_pose") -> tuple[np.ndarray, np.ndarray]:
+    """(models (B,), views (B, W)) of training step `step`: a pure function of (seed, step).
+
+    Models: `epoch_walk(..., stage, "models")`; views: `step_rng(seed, step, stage, "views")`.
+    """
     if views_per_model > n_views:
         raise ValueError(f"views_per_model {views_per_model} exceeds the {n_views} views per model")
-    models = batch_indices(n_models, models_per_batch, step, seed, domain=5)
-    rng = np.random.default_rng([seed, 6, step])
+    models = epoch_walk(n_models, models_per_batch, step, seed, stage, "models")
+    rng = step_rng(seed, step, stage, "views")
     views = np.stack([rng.permutation(n_views)[:views_per_model] for _ in range(models_per_batch)])
     return models, views
 

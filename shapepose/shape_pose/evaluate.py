@@ -39,7 +39,7 @@ from shapepose.shape_pose.sharp import sharp_mask, xor_disagreement
 from shapepose.shape_pose.train import load_model
 from shapepose.style.data import read_rgba
 from shapepose.training.device import pick_device
-from shapepose.training.loop import load_exported
+from shapepose.training.export import load_exported
 
 log = logging.getLogger("shapepose.shape_pose")
 
@@ -113,7 +113,7 @@ def fit_split_alignment(net: torch.nn.Module, views: ViewSet, evaluation: dict, 
     """The model-to-ground-truth rotation fitted on every view of `views` (DPC: the val split)."""
     settings = evaluation["alignment"]
     pred_points, pred_quats, gt_quats, model_index, gt_points, where = [], [], [], [], [], []
-    limit = settings.get("fit_models")  # DPC fitted on 50 validation models
+    limit = settings["fit_models"]  # DPC fitted on 50 validation models; null: every one
     for i, points, poses, truth in iter_predictions(net, views, device, batch, desc="align"):
         if limit and len(gt_points) >= int(limit):
             break
@@ -130,8 +130,8 @@ def fit_split_alignment(net: torch.nn.Module, views: ViewSet, evaluation: dict, 
                                 views_per_model=int(settings["views_per_model"]),
                                 icp_threshold=float(settings["icp_threshold"]),
                                 icp_iterations=int(settings["icp_iterations"]),
-                                starts=bool(settings.get("starts", True)),
-                                consensus_deg=float(settings.get("consensus_deg", 30.0)))
+                                starts=bool(settings["starts"]),
+                                consensus_deg=float(settings["consensus_deg"]))
     except ValueError as exc:
         raise InputError(views.root, f"alignment on the {views.split} split failed: {exc}") from None
     summary = {"quaternion": A.tolist(), "rmse": info["rmse"], "split": views.split,

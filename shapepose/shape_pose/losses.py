@@ -41,14 +41,14 @@ PAIRINGS = ("all_pairs", "first_view")
 
 @dataclass(frozen=True)
 class LossSettings:
-    """Config shape_pose.losses plus the projection's sigma schedule (DPC's code by default)."""
+    """Config shape_pose.losses plus the projection's sigma schedule (`settings_from_config`)."""
 
-    student_weight: float = 20.0
-    student_loss: str = "re_squared"
-    pairing: str = "first_view"
-    reprojection_scale: float = 0.5
-    point_keep: tuple[float, float] = (0.07, 1.0)
-    sigma: tuple[float, float] = (3.0, 0.2)
+    student_weight: float
+    student_loss: str
+    pairing: str
+    reprojection_scale: float
+    point_keep: tuple[float, float]
+    sigma: tuple[float, float]
 
     def __post_init__(self):
         if self.student_loss not in STUDENT_LOSSES:

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from shapepose.config import section
+from shapepose.seeding import derive_seed
 from shapepose.shape_pose.geometry import normalize
 
 SLOPE = 0.2  # every leaky ReLU of the network (seed 002 section 5.1)
@@ -32,22 +34,19 @@ OUTPUT_INIT_STD = 0.025  # DPC's pc_decoder_init_stddev
 class Architecture:
     """Sizes of the network (config shape_pose.model; the seed's values in workflow/configs/cars.yaml)."""
 
-    image_size: int = 128
-    filters: int = 16
-    encoder_pairs: int = 3
-    fc: int = 1024
-    points: int = 8000
-    candidates: int = 4
-    pose_hidden: int = 32
-    point_range: float = 0.5
-    occupancy_scaling: bool = True
+    image_size: int
+    filters: int
+    encoder_pairs: int
+    fc: int
+    points: int
+    candidates: int
+    pose_hidden: int
+    point_range: float
+    occupancy_scaling: bool
 
     @classmethod
     def from_config(cls, config: dict) -> Architecture:
-        unknown = set(config) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown shape_pose.model keys: {sorted(unknown)}")
-        return cls(**config)
+        return section(cls, config, where="shape_pose.model")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,7 +147,7 @@ def build_model(arch: Architecture, seed: int) -> ShapePoseNet:
     """The network at its step-0 weights: the same (arch, seed) always gives the same weights."""
     state = torch.random.get_rng_state()
     try:
-        torch.manual_seed(int(seed))
+        torch.manual_seed(derive_seed(seed, "shape_pose", "init"))
         return ShapePoseNet(arch)
     finally:
         torch.random.set_rng_state(state)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from shapepose.config import section
 from shapepose.errors import InputError
-from shapepose.io.atomic import atomic_file
 from shapepose.shape_pose.data import ViewSet, batch_choice
 from shapepose.shape_pose.losses import (
     LossSettings,
@@ -33,27 +32,27 @@ from shapepose.shape_pose.losses import (
 )
 from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
 from shapepose.shape_pose.projection import Projector
-from shapepose.style.data import step_generator
+from shapepose.training.batches import step_generator
 from shapepose.training.device import pick_device
+from shapepose.training.export import load_exported
 from shapepose.training.fingerprint import data_fingerprint
-from shapepose.training.loop import TrainConfig, Trainer, load_exported
+from shapepose.training.loop import TrainConfig, Trainer
 
 log = logging.getLogger("shapepose.shape_pose")
 
+STAGE = "shape_pose"  # the first label of every random stream of this stage
+
 
 def make_projector(projection: dict) -> Projector:
-    """The Projector of config shape_pose.projection ({grid, sigma, kernel_size, ...})."""
-    return Projector(int(projection["grid"]), projection.get("depth"),
-                     kernel_size=int(projection["kernel_size"]))
+    """The Projector of config shape_pose.projection ({grid, sigma, kernel_size}): a depth of
+    `grid` cells, as DPC's default."""
+    return Projector(int(projection["grid"]), kernel_size=int(projection["kernel_size"]))
 
 
 def loss_settings(losses: dict, projection: dict) -> LossSettings:
-    return LossSettings(student_weight=float(losses["student_weight"]),
-                        student_loss=str(losses["student_loss"]),
-                        pairing=str(losses["pairing"]),
-                        reprojection_scale=float(losses["reprojection_scale"]),
-                        point_keep=tuple(float(v) for v in losses["point_keep"]),
-                        sigma=tuple(float(v) for v in projection["sigma"]))
+    """Config shape_pose.losses with shape_pose.projection's sigma schedule."""
+    return section(LossSettings, {**losses, "sigma": projection["sigma"]},
+                   where="shape_pose.losses")
 
 
 def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -113,7 +112,7 @@ def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: st
         raise InputError(Path(data), f"views_per_model {W} must be between 2 and the {train.n_views} "
                                      f"views per model")
     steps, B = int(training["steps"]), int(training["models_per_batch"])
-    n_val = min(int(training["val_models"]), len(val)) if training.get("val_models") else len(val)
+    n_val = len(val) if training["val_models"] is None else min(int(training["val_models"]), len(val))
 
     net = build_model(arch, seed).to(device)
     optimizer = make_optimizer(net, float(training["lr"]), float(training["weight_decay"]))
@@ -122,24 +121,22 @@ def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: st
                    "training": training, "data": data_fingerprint(files, root=data)}
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules={"net": net},
-        optimizers={"adam": optimizer}, seed=seed, device=device,
-        config=TrainConfig(max_steps=steps, checkpoint_every=int(training["checkpoint_every"]),
-                           validate_every=int(training["validate_every"]),
-                           log_every=int(training["log_every"]), record_every=1,
-                           best_metric="val_student_reprojection", best_mode="min", keep_last=1))
+        optimizers={"adam": optimizer}, seed=seed, stage=STAGE, device=device,
+        config=TrainConfig.from_section(training, best_metric="val_student_reprojection",
+                                        best_mode="min"))
     log.info("shape and pose: %d training models (%d views each), %d validation models; %d steps "
              "of %d models x %d views (%.1f epochs); %d points, %d pose candidates, grid %d; "
              "device %s", len(train), train.n_views, n_val, steps, B, W, steps * B / len(train),
              arch.points, arch.candidates, projector.grid, device)
 
     def step_fn(step: int) -> dict[str, float]:
-        models, views = batch_choice(len(train), train.n_views, B, W, step, seed)
+        models, views = batch_choice(len(train), train.n_views, B, W, step, seed, STAGE)
         batch = train.batch(models, views)
         sigma = linear_schedule(*settings.sigma, step, steps)
         keep = linear_schedule(*settings.point_keep, step, steps)
         out = forward_views(net, batch["images"].to(device))
         terms = pair_losses(out, batch["masks"].to(device), projector, settings, sigma, keep,
-                            step_generator(seed, step, stream=7))
+                            step_generator(seed, step, STAGE))
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
@@ -156,8 +153,7 @@ def train_shape_pose(*, data: str, out: str, losses_csv: str, checkpoint_dir: st
     extra = {"architecture": arch.to_dict(), "projection": dict(projection), "losses": dict(losses),
              "summary": json.loads(json.dumps(summary, default=str))}
     trainer.export(out, which="best", extra=extra)
-    with atomic_file(losses_csv) as tmp:
-        shutil.copyfile(trainer.checkpoint_dir / "history.csv", tmp)
+    trainer.write_losses(losses_csv)
     return extra
 
 

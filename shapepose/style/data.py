@@ -6,14 +6,12 @@ so that -1 in every channel means "no car" (what the Alpha function of the losse
 Images not at the training size are resized with the same premultiplied box filter the
 normalization stage uses.
 
-Batches are a pure function of (seed, step): the i-th image of step t is position t * B + i of an
-endless walk through a fresh permutation of the domain each epoch, so a resumed run draws exactly
-what an uninterrupted one would. One epoch is max(|X|, |Y|) images, as in the stock CycleGAN.
+Batches come from `shapepose.training.batches.epoch_walk`, one walk per domain; one epoch is
+max(|X|, |Y|) images, as in the stock CycleGAN.
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,26 +103,3 @@ class Domain:
         if flips is not None:
             images = [im.flip(-1) if f else im for im, f in zip(images, flips)]
         return torch.stack(images)
-
-
-def steps_per_epoch(n_x: int, n_y: int, batch_size: int) -> int:
-    return math.ceil(max(n_x, n_y) / batch_size)
-
-
-def batch_indices(n: int, batch_size: int, step: int, seed: int, domain: int) -> np.ndarray:
-    """Indices of step `step`'s batch in a domain of n images (a fresh permutation per epoch)."""
-    positions = step * batch_size + np.arange(batch_size)
-    out = np.empty(batch_size, dtype=np.int64)
-    for epoch in np.unique(positions // n):
-        perm = np.random.default_rng([seed, domain, int(epoch)]).permutation(n)
-        here = positions // n == epoch
-        out[here] = perm[positions[here] % n]
-    return out
-
-
-def step_generator(seed: int, step: int, stream: int = 4) -> torch.Generator:
-    """The torch generator for one step's random choices (flips, pool swaps, penalty mixing).
-
-    `stream` keeps the draws of different stages apart (style transfer 4, shape and pose 7).
-    """
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, stream]).generate_state(1)[0]))

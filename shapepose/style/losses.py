@@ -114,13 +114,13 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
 class LossWeights:
     """Seed 002 table 6.1's hyper-parameters (the experiment's loss weights)."""
 
-    lambda_A: float = 10.0
-    lambda_B: float = 10.0
-    lambda_idt: float = 0.1
-    lambda_alpha_G: float = 0.0
-    lambda_alpha_F: float = 0.0
-    lambda_resdist_G: float = 0.0
-    lambda_resdist_F: float = 0.0
+    lambda_A: float
+    lambda_B: float
+    lambda_idt: float
+    lambda_alpha_G: float
+    lambda_alpha_F: float
+    lambda_resdist_G: float
+    lambda_resdist_F: float
 
     def __post_init__(self):
         for name in LOSS_WEIGHT_NAMES:

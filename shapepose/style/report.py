@@ -58,13 +58,13 @@ GRID_CAPTION = ("Mid-grey marks Alpha = 0: the input's alpha, and for generated 
 def expected_loss_columns(settings: dict) -> list[str]:
     """The loss columns a run with these settings records (terms with weight 0 are not computed)."""
     columns = ["gan_G", "gan_F", "cycle_A", "cycle_B"]
-    if settings.get("lambda_idt", 0) > 0:
+    if settings["lambda_idt"] > 0:
         columns += ["idt_G", "idt_F"]
     for term in ("alpha_G", "alpha_F", "resdist_G", "resdist_F"):
-        if settings.get(f"lambda_{term}", 0) > 0:
+        if settings[f"lambda_{term}"] > 0:
             columns.append(term)
     columns += ["G_total", "D_X", "D_Y"]
-    if settings.get("gp_weight", 0) > 0:
+    if settings["gp_weight"] > 0:
         columns += ["gp_X", "gp_Y"]
     return columns
 

@@ -4,8 +4,8 @@ stabilizers, on the shared trainer (resume, SIGTERM, best checkpoint, history).
 One step is the stock CycleGAN update: both generators on L_Generators with the discriminators
 frozen, then both discriminators on their halved LSGAN objectives against pooled fakes (plus the
 gradient penalty when its weight is > 0). Learning rates are a pure function of the step (TTUR:
-separate generator and discriminator rates, optionally decaying linearly to a final rate), so
-nothing but the weights, optimizers, pools and the trainer's own state needs checkpointing.
+separate generator and discriminator rates, optionally decaying linearly to a final rate), one
+LambdaLR per optimizer that the trainer steps and checkpoints with the weights and pools.
 
 Best checkpoint ("val_score", lower is better), on the synthetic validation split:
     val_score = fd_ratio + 100 * max(0, alpha_disagreement - alpha_tolerance)
@@ -24,24 +24,17 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from shapepose.config import section
 from shapepose.errors import InputError
-from shapepose.io.atomic import atomic_file
-from shapepose.style.data import (
-    Domain,
-    batch_indices,
-    cutout_refs,
-    step_generator,
-    steps_per_epoch,
-    synthetic_refs,
-)
+from shapepose.seeding import derive_torch_generator
+from shapepose.style.data import Domain, cutout_refs, synthetic_refs
 from shapepose.style.features import ResNetFeatures, weights_stamp
 from shapepose.style.losses import (
     LossWeights,
@@ -54,9 +47,12 @@ from shapepose.style.losses import (
 from shapepose.style.networks import build_discriminator, build_generator
 from shapepose.style.pool import ImagePool
 from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
+from shapepose.training.batches import epoch_walk, step_generator, steps_per_epoch
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
+
+STAGE = "style_transfer"  # the first label of every random stream of this stage
 
 VIOLATION_COST = 100.0  # val_score units per unit of alpha disagreement over the tolerance
 
@@ -66,29 +62,27 @@ class Experiment(LossWeights):
     """One named style-transfer configuration: the loss weights (inherited) and seed 004's
     stabilizers."""
 
-    lr_g: float = 2e-4              # TTUR: generator and discriminator learning rates
-    lr_d: float = 2e-4
-    beta1: float = 0.5              # Adam's beta1 in the stock CycleGAN
-    lr_final: float | None = None   # both rates decay linearly to this (None: constant)
-    decay_start_epoch: float = 0.0  # ... starting at this epoch ...
-    decay_epochs: float = 15.0      # ... over this many epochs, then stay at lr_final
-    label_smoothing: float = 0.0    # one-sided: real images get the label 1 - this
-    gp_weight: float = 0.0          # gradient penalty on both discriminators (0: off)
-    spectral_norm: bool = False     # on every discriminator convolution
+    lr_g: float              # TTUR: generator and discriminator learning rates
+    lr_d: float
+    beta1: float             # Adam's beta1 in the stock CycleGAN
+    lr_final: float | None   # both rates decay linearly to this (None: constant)
+    decay_start_epoch: float  # ... starting at this epoch ...
+    decay_epochs: float      # ... over this many epochs, then stay at lr_final
+    label_smoothing: float   # one-sided: real images get the label 1 - this
+    gp_weight: float         # gradient penalty on both discriminators (0: off)
+    spectral_norm: bool      # on every discriminator convolution
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.gp_weight < 0 or self.lr_g <= 0 or self.lr_d <= 0 or self.decay_epochs <= 0:
+            raise ValueError("gp_weight must be >= 0; lr_g, lr_d and decay_epochs > 0")
 
     @classmethod
-    def from_config(cls, config: dict) -> Experiment:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown style-transfer experiment setting(s) {unknown}; "
-                             f"known: {sorted(known)}")
-        exp = cls(**config)
-        if not 0 <= exp.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {exp.label_smoothing}")
-        if exp.gp_weight < 0 or exp.lr_g <= 0 or exp.lr_d <= 0 or exp.decay_epochs <= 0:
-            raise ValueError("gp_weight must be >= 0; lr_g, lr_d and decay_epochs > 0")
-        return exp
+    def from_config(cls, config: dict, name: str = "?") -> Experiment:
+        """One experiment's full settings (style_transfer.defaults with its own on top)."""
+        return section(cls, config, where=f"style_transfer.experiments.{name}")
 
     @property
     def weights(self) -> LossWeights:
@@ -106,10 +100,12 @@ class Experiment(LossWeights):
 
 @dataclass(frozen=True)
 class Architecture:
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    image_size: int = 128
+    """Config style_transfer.model: generator and critic widths, residual blocks, image side."""
+
+    ngf: int
+    ndf: int
+    n_blocks: int
+    image_size: int
 
 
 def set_requires_grad(modules, flag: bool) -> None:
@@ -140,11 +136,13 @@ class CycleGAN:
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.G, "F": self.F, "D_X": self.D_X, "D_Y": self.D_Y}
 
-    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
-        for group in self.opt_G.param_groups:
-            group["lr"] = lr_g
-        for group in self.opt_D.param_groups:
-            group["lr"] = lr_d
+    def lr_schedulers(self, epoch_steps: int) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
+        """The TTUR schedule as one LambdaLR per optimizer (the trainer steps them)."""
+        exp = self.exp
+        return {"G": torch.optim.lr_scheduler.LambdaLR(
+                    self.opt_G, lambda step: exp.learning_rates(step, epoch_steps)[0] / exp.lr_g),
+                "D": torch.optim.lr_scheduler.LambdaLR(
+                    self.opt_D, lambda step: exp.learning_rates(step, epoch_steps)[1] / exp.lr_d)}
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
         """One update of both generators, then both discriminators; returns every loss term."""
@@ -204,36 +202,31 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
                    ) -> tuple[Trainer, CycleGAN, dict]:
     """Train (or resume) to `training["steps"]`; returns the trainer, the model and a summary."""
     batch = int(training["batch_size"])
-    epoch_steps = steps_per_epoch(len(X), len(Y), batch)
-    seed_everything(seed)  # the initial weights follow the config seed
+    epoch_steps = steps_per_epoch(max(len(X), len(Y)), batch)
+    seed_everything(seed, STAGE, "init")  # the initial weights follow the config seed
     phi = ResNetFeatures(features).to(device)
     model = CycleGAN(arch, exp, int(training["pool_size"]), phi, device)
+    schedulers = model.lr_schedulers(epoch_steps)
     fingerprint = {"architecture": vars(arch), "experiment": vars(exp), "training": training,
                    "features": weights_stamp(features), **(fingerprint_extra or {})}
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules=model.modules,
-        optimizers={"G": model.opt_G, "D": model.opt_D},
-        schedulers={"pool_x": model.pool_x, "pool_y": model.pool_y}, seed=seed, device=device,
-        config=TrainConfig(max_steps=int(training["steps"]),
-                           checkpoint_every=int(training["checkpoint_every"]),
-                           validate_every=int(training["validate_every"]) if X_val else 0,
-                           log_every=int(training["log_every"]),
-                           record_every=int(training.get("record_every", 1)),
-                           best_metric="val_score" if X_val else None, best_mode="min",
-                           keep_last=1))
+        optimizers={"G": model.opt_G, "D": model.opt_D}, lr_schedulers=schedulers,
+        states={"pool_x": model.pool_x, "pool_y": model.pool_y}, seed=seed, stage=STAGE,
+        device=device, config=TrainConfig.from_section(training, best_metric="val_score",
+                                                       best_mode="min", validate=X_val is not None))
     log.info("style transfer: %d synthetic and %d real training images, %d steps of %d "
              "(%.1f epochs of %d steps), device %s, Phi %s", len(X), len(Y), training["steps"],
              batch, training["steps"] / epoch_steps, epoch_steps, device, phi.source)
 
     def step_fn(step: int) -> dict[str, float]:
-        gen = step_generator(seed, step)
-        ix = batch_indices(len(X), batch, step, seed, domain=0)
-        iy = batch_indices(len(Y), batch, step, seed, domain=1)
+        gen = step_generator(seed, step, STAGE)
+        ix = epoch_walk(len(X), batch, step, seed, STAGE, "synthetic")
+        iy = epoch_walk(len(Y), batch, step, seed, STAGE, "real")
         flips = torch.rand(2, batch, generator=gen) < 0.5
         x = X.tensor(ix, flips[0].tolist()).to(device)
         y = Y.tensor(iy, flips[1].tolist()).to(device)
-        lr_g, lr_d = exp.learning_rates(step, epoch_steps)
-        model.set_learning_rates(lr_g, lr_d)
+        lr_g, lr_d = (scheduler.get_last_lr()[0] for scheduler in schedulers.values())
         losses = model.train_step(x, y, gen)
         losses.update(lr_G=lr_g, lr_D=lr_d)
         return losses
@@ -260,7 +253,8 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
         """Mean |grad D| of each critic between real and generated validation images: what the
         gradient penalty drives towards 1 (recorded with or without it, so runs compare)."""
         n = min(len(x), len(Y))
-        gen = step_generator(seed, 0, stream=8)  # the same interpolates at every validation
+        # the same interpolates at every validation
+        gen = derive_torch_generator(seed, STAGE, "validation", "interpolates")
         real_y = Y.tensor(range(n))
         fake_x = generate(model.F, real_y, device)
         with torch.enable_grad():
@@ -282,8 +276,8 @@ def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_cs
                          device: str) -> dict:
     """The rule's work: train one experiment and export its best checkpoint and loss history."""
     device = pick_device(device)
-    exp = Experiment.from_config(experiment)
-    arch = Architecture(**model)
+    exp = Experiment.from_config(experiment, experiment_name)
+    arch = section(Architecture, model, where="style_transfer.model")
     if arch.image_size % 4:
         raise ValueError(f"style_transfer.model.image_size must be a multiple of 4, got {arch.image_size}")
     cache = int(training["cache_images"])
@@ -303,9 +297,7 @@ def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_cs
     extra = {"experiment": experiment_name, "settings": vars(exp), "architecture": vars(arch),
              "summary": json.loads(json.dumps(summary, default=str))}
     trainer.export(out, which="best", extra=extra)
-    history = trainer.checkpoint_dir / "history.csv"
-    with atomic_file(losses_csv) as tmp:
-        shutil.copyfile(history, tmp)
+    trainer.write_losses(losses_csv)
     return extra
 
 

@@ -1,4 +1,4 @@
-"""The trainer's checkpoint files: a checksummed format, the directory's bookkeeping, RNG state.
+"""The trainer's checkpoint files: a checksummed format and the directory's bookkeeping.
 
 A checkpoint file is one header line `SHAPEPOSE-CHECKPOINT 1 <sha256 hex>` followed by the bytes of
 `torch.save(payload)`. The checksum catches a file that is truncated or damaged even where the
@@ -17,18 +17,14 @@ Layout of a checkpoint directory (not a Snakemake output; the trainer owns it):
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
 import logging
 import os
-import random
 import re
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from shapepose.errors import InputError
@@ -121,41 +117,6 @@ def read_checkpoint(path: Path) -> dict:
     return payload
 
 
-def capture_rng_state(device: torch.device) -> dict:
-    """Every RNG a step may draw from: torch CPU, CUDA (when used), numpy global, python random."""
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
-    if device.type == "cuda" and torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict, device: torch.device) -> None:
-    """Put back the RNG states of `capture_rng_state`, so a resumed run draws the same numbers."""
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    cuda = state.get("cuda")
-    if device.type == "cuda" and torch.cuda.is_available():
-        if cuda is not None and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-        else:
-            log.warning("checkpoint holds no CUDA RNG state for %d device(s); CUDA random "
-                        "numbers after resume will differ from an uninterrupted run",
-                        torch.cuda.device_count())
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy's global and python's `random` from the config seed."""
-    seed = int(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 class CheckpointDir:
     """The trainer's directory: which checkpoints exist, which is usable, and keeping it tidy."""
 
@@ -245,52 +206,3 @@ class CheckpointDir:
 
     def clear_best(self) -> None:
         self.best_path.unlink(missing_ok=True)
-
-
-def history_columns(history: list[dict]) -> list[str]:
-    """CSV header: step, losses, then metrics (`val_` added on a name clash).
-
-    Wall-clock time is not among them: the history is a rule's output (losses.csv) and the same
-    config must give the same bytes. Seconds per step go to the log and to timing.csv.
-    """
-    losses: list[str] = []
-    metrics: list[str] = []
-    for row in history:
-        losses += [k for k in row.get("losses", {}) if k not in losses]
-        metrics += [k for k in row.get("metrics", {}) if k not in metrics]
-    return ["step", *losses, *[_metric_column(k, losses) for k in metrics]]
-
-
-def _metric_column(key: str, losses: list[str]) -> str:
-    """A metric's CSV column: its own name unless a loss or the step column already has it."""
-    return f"val_{key}" if key in losses or key == "step" else key
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    """Write the history rows as CSV, atomically; missing values are empty cells."""
-    columns = history_columns(history)
-    losses = [k for row in history for k in row.get("losses", {})]
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in history:
-            cells = {"step": row["step"]}
-            cells.update(row.get("losses", {}))
-            cells.update({_metric_column(k, losses): v for k, v in row.get("metrics", {}).items()})
-            writer.writerow([_cell(cells.get(c)) for c in columns])
-
-
-def write_timing(path: Path, history: list[dict]) -> None:
-    """step, seconds_per_step of every logged window, atomically (beside the checkpoints)."""
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "seconds_per_step"])
-        for row in history:
-            if row.get("seconds_per_step") is not None:
-                writer.writerow([row["step"], _cell(row["seconds_per_step"])])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    return repr(value) if isinstance(value, float) else str(value)

@@ -1,9 +1,12 @@
 """The shared training loop: seeded, checkpointed, resumable after SIGKILL, clean exit on SIGTERM.
 
-Every training stage hands `Trainer` its modules, optimizers and schedulers and a `step_fn` that
-does one optimisation step. The trainer owns everything else: seeding, periodic and best
-checkpoints, exact resume (weights, optimizer and scheduler state, every RNG, history, the loss
-window being averaged), validation, progress and the exported model file.
+Every training stage hands `Trainer` its modules, optimizers, learning-rate schedulers and a
+`step_fn` that does one optimisation step. The trainer owns everything else: seeding, stepping
+the learning-rate schedulers, periodic and best checkpoints, exact resume (weights, optimizer and
+scheduler state, every RNG, history, the loss window being averaged), validation, progress,
+seconds per step, and the rule's two outputs (`export`: model.pt, `write_losses`: losses.csv).
+Its parts live beside it: checkpoint.py (the file format and directory), rng.py (seeding and RNG
+capture), history.py (history.csv, timing.csv, TensorBoard), export.py (the exported model).
 
 Steps are counted as completed optimizer steps: `step_fn(step)` is called with step = 0, 1, ...,
 max_steps - 1, and the checkpoint written after it is `step_{step + 1:08d}.pt`.
@@ -11,11 +14,11 @@ max_steps - 1, and the checkpoint written after it is `step_{step + 1:08d}.pt`.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -27,14 +30,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from shapepose.errors import InputError
 from shapepose.io.atomic import atomic_file
 from shapepose.training.checkpoint import (
-    KEEP_PERIODIC, CheckpointDir, CheckpointUnreadable, TrainingError, capture_rng_state,
-    fingerprint_hash,
-    read_checkpoint, restore_rng_state, seed_everything, step_name, write_checkpoint,
-    write_history, write_timing)
+    CheckpointDir, CheckpointUnreadable, TrainingError, fingerprint_hash, read_checkpoint,
+    step_name, write_checkpoint)
 from shapepose.training.device import pick_device
+from shapepose.training.export import export_checkpoint
+from shapepose.training.history import TensorBoardLog, write_history, write_timing
+from shapepose.training.rng import capture_rng_state, restore_rng_state, seed_everything
 
 log = logging.getLogger("shapepose.training")
 
@@ -43,22 +46,48 @@ StepFn = Callable[[int], Mapping[str, float]]
 ValidateFn = Callable[[], Mapping[str, float]]
 
 
-@dataclass
+CHECKPOINT_FORMAT = 2  # part of every run's identity: checkpoints of another format are stale
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """How long to train and how often to checkpoint, validate and log (counted in steps)."""
+    """How long to train and how often to checkpoint, validate and log (counted in steps).
+
+    The first seven fields are a stage's config `training` section (`from_section`); the best
+    metric and its direction are the stage's own choice.
+    """
 
     max_steps: int
-    checkpoint_every: int = 100
-    validate_every: int = 0
-    log_every: int = 10
+    checkpoint_every: int
+    validate_every: int      # 0: never
+    log_every: int
+    # history.csv gets a row of mean losses every `record_every` steps (None: every log line)
+    record_every: int | None
+    # periodic checkpoints kept beside best.pt; 1 keeps only the latest (the disk-frugal setting)
+    keep_last: int
+    # also write the recorded losses and metrics as TensorBoard scalars, when it is installed
+    tensorboard: bool
     best_metric: str | None = None
     best_mode: str = "min"
-    # periodic checkpoints kept beside best.pt; 1 keeps only the latest (the disk-frugal setting)
-    keep_last: int = KEEP_PERIODIC
-    # history.csv gets a row of mean losses every `record_every` steps (None: every log line)
-    record_every: int | None = None
-    # also write the recorded losses and metrics as TensorBoard scalars, when it is installed
-    tensorboard: bool = True
+
+    # config key -> field; the other keys of a training section belong to the stage
+    SECTION_KEYS = {"steps": "max_steps", "checkpoint_every": "checkpoint_every",
+                    "validate_every": "validate_every", "log_every": "log_every",
+                    "record_every": "record_every", "keep_last": "keep_last",
+                    "tensorboard": "tensorboard"}
+
+    @classmethod
+    def from_section(cls, section: Mapping, *, best_metric: str | None = None,
+                     best_mode: str = "min", validate: bool = True) -> TrainConfig:
+        """The loop settings of a config `training` section; `validate=False` (no validation
+        data) turns validation off whatever the section says."""
+        missing = [key for key in cls.SECTION_KEYS if key not in section]
+        if missing:
+            raise ValueError(f"config training section lacks {missing}")
+        values = {field_: section[key] for key, field_ in cls.SECTION_KEYS.items()}
+        if not validate:
+            values["validate_every"] = 0
+        return cls(**values, best_metric=best_metric if validate else None, best_mode=best_mode)
 
     def __post_init__(self):
         if self.max_steps < 1:
@@ -112,16 +141,21 @@ class Trainer:
     progress that resume is for); the rule's output is the file written by `export`.
 
     `fingerprint` must hold everything that changes the result (hyper-parameters, data, model);
-    the seed is added to it. `schedulers` takes any object with `state_dict()` and
-    `load_state_dict()` (an LR scheduler, an AMP GradScaler) whose state must survive a resume.
-    Build modules before the Trainer with a seeded torch RNG, so a fresh run is reproducible;
-    a resumed run overwrites them from the checkpoint.
+    the seed, the stage and the checkpoint format are added to it. `lr_schedulers` are
+    `torch.optim.lr_scheduler` objects, stepped by the trainer after every step (the one way a
+    stage changes its learning rates). `states` takes any other object with `state_dict()` and
+    `load_state_dict()` (an image pool, an AMP GradScaler) whose state must survive a resume.
+    Build modules before the Trainer after `seed_everything(seed, stage, "init")`, so a fresh run
+    is reproducible; a resumed run overwrites them from the checkpoint. The global RNGs are
+    seeded with (seed, stage, "global") before the first step.
     """
 
     def __init__(self, checkpoint_dir: str | os.PathLike, *, fingerprint: dict,
-                 modules: Mapping[str, torch.nn.Module], seed: int, config: TrainConfig,
+                 modules: Mapping[str, torch.nn.Module], seed: int, stage: str,
+                 config: TrainConfig,
                  optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
-                 schedulers: Mapping[str, object] | None = None,
+                 lr_schedulers: Mapping[str, torch.optim.lr_scheduler.LRScheduler] | None = None,
+                 states: Mapping[str, object] | None = None,
                  device: torch.device | str | None = None):
         if not modules:
             raise ValueError("Trainer needs at least one module to train")
@@ -131,16 +165,23 @@ class Trainer:
         self.store = CheckpointDir(checkpoint_dir)
         self.fingerprint = json.loads(json.dumps(dict(fingerprint), sort_keys=True, default=str))
         self.seed = int(seed)
+        self.stage = str(stage)
         self.fingerprint_hash = fingerprint_hash({"fingerprint": self.fingerprint,
-                                                  "seed": self.seed})
+                                                  "seed": self.seed, "stage": self.stage,
+                                                  "format": CHECKPOINT_FORMAT})
         self.modules = dict(modules)
         self.optimizers = dict(optimizers or {})
-        self.schedulers = dict(schedulers or {})
+        self.lr_schedulers = dict(lr_schedulers or {})
+        self.states = dict(states or {})
+        clash = set(self.lr_schedulers) & set(self.states)
+        if clash:
+            raise ValueError(f"names {sorted(clash)} are both lr_schedulers and states")
         self.config = config
         self.device = device if isinstance(device, torch.device) else pick_device(device or "auto")
         self._stop_requested = False
-        self._writer = None
+        self._tensorboard = None
         self._window_timer = (0.0, 0)  # (start time, steps) of the current log window, this run
+        self.seconds_per_step: float | None = None  # mean over this run's log windows
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -165,36 +206,15 @@ class Trainer:
             return self._result(progress, resumed_from)
 
         previous_handler = self._install_sigterm_handler()
-        self._writer = self._open_tensorboard(progress.step)
+        self._tensorboard = TensorBoardLog(self.checkpoint_dir / "tensorboard", progress.step,
+                                           self.config.tensorboard)
         try:
             self._run(step_fn, validate_fn, progress)
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGTERM, previous_handler)
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            self._tensorboard.close()
         return self._result(progress, resumed_from)
-
-    def _open_tensorboard(self, step: int):
-        """A SummaryWriter in <checkpoint_dir>/tensorboard when tensorboard is installed, else None.
-
-        `purge_step` drops events a killed run wrote after the checkpoint it resumes from.
-        """
-        if not self.config.tensorboard:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return None
-        return SummaryWriter(str(self.checkpoint_dir / "tensorboard"), purge_step=step)
-
-    def _tensorboard(self, row: dict) -> None:
-        if self._writer is None:
-            return
-        for group in ("losses", "metrics"):
-            for name, value in row[group].items():
-                self._writer.add_scalar(f"{group}/{name}", value, row["step"])
 
     def _run(self, step_fn: StepFn, validate_fn: ValidateFn | None, progress: _Progress) -> None:
         cfg = self.config
@@ -203,6 +223,8 @@ class Trainer:
                   desc=f"train {self.checkpoint_dir.name}", unit="step", mininterval=2.0) as bar:
             for step in range(progress.step, cfg.max_steps):
                 losses = self._checked_losses(step_fn(step), step)
+                for scheduler in self.lr_schedulers.values():
+                    scheduler.step()
                 self._count_step(progress, losses)
                 bar.update(1)
                 self._validate_and_log(progress, validate_fn)
@@ -217,8 +239,9 @@ class Trainer:
                                     SIGTERM_EXIT_STATUS)
                         raise SystemExit(SIGTERM_EXIT_STATUS)
         timed = [row["seconds_per_step"] for row in progress.history if row.get("seconds_per_step")]
+        self.seconds_per_step = sum(timed) / len(timed) if timed else None
         log.info("training finished at step %d; checkpoints in %s; %s", progress.step,
-                 self.checkpoint_dir, f"{sum(timed) / len(timed):.4g} s per step (mean of "
+                 self.checkpoint_dir, f"{self.seconds_per_step:.4g} s per step (mean of "
                  f"{len(timed)} log windows, timing.csv)" if timed else "no step timed")
 
     def _count_step(self, progress: _Progress, losses: dict[str, float]) -> None:
@@ -256,7 +279,7 @@ class Trainer:
             progress.record_sums, progress.record_count = {}, 0
         if validate or logged or recorded:
             progress.history.append(row)
-            self._tensorboard(row)
+            self._tensorboard.add(row)
 
     def _checked_losses(self, losses: Mapping[str, float], step: int) -> dict[str, float]:
         """Losses as floats; the first non-finite one stops training before it is checkpointed."""
@@ -330,15 +353,17 @@ class Trainer:
 
     def _payload(self, progress: _Progress) -> dict:
         return {
-            "format": 1,
+            "format": CHECKPOINT_FORMAT,
             "step": progress.step,
             "fingerprint": self.fingerprint,
             "fingerprint_hash": self.fingerprint_hash,
             "seed": self.seed,
+            "stage": self.stage,
             "config": asdict(self.config),
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "lr_schedulers": {k: s.state_dict() for k, s in self.lr_schedulers.items()},
+            "states": {k: s.state_dict() for k, s in self.states.items()},
             "rng": capture_rng_state(self.device),
             "progress": asdict(progress),
         }
@@ -378,7 +403,7 @@ class Trainer:
             if not self.store.periodic():
                 log.info("no usable checkpoint in %s; starting from step 0", self.checkpoint_dir)
             self.store.clear_best()  # a best.pt without its run would be exported by mistake
-            seed_everything(self.seed)
+            seed_everything(self.seed, self.stage, "global")
             return _Progress(), None
         path, payload = found
         self._load_states(path, payload)
@@ -389,7 +414,7 @@ class Trainer:
     def _load_states(self, path: Path, payload: dict) -> None:
         """Put every module, optimizer, scheduler and RNG back as it was at the checkpoint."""
         for kind, live in (("modules", self.modules), ("optimizers", self.optimizers),
-                           ("schedulers", self.schedulers)):
+                           ("lr_schedulers", self.lr_schedulers), ("states", self.states)):
             saved = payload[kind]
             if set(saved) != set(live):
                 raise TrainingError(path, f"checkpoint holds {kind} {sorted(saved)} but this run "
@@ -412,13 +437,10 @@ class Trainer:
 
     def export(self, path: str | os.PathLike, which: str = "best",
                extra: dict | None = None) -> Path:
-        """Write the trained modules and their metadata to `path` (the rule's output), atomically.
+        """Write the trained modules and their metadata to `path` (the rule's model.pt).
 
         `which="best"` takes best.pt and falls back to the last checkpoint when no validation
-        selected one. The file holds {module name: state_dict (CPU), "meta": {...}}, where meta
-        has the fingerprint (also spread into meta's top level), step, metrics, extra, which and
-        seed. `extra` must hold only tensors and plain Python values (it is loaded with
-        `weights_only=True`).
+        selected one; see `shapepose.training.export` for the file's contents.
         """
         if which not in ("best", "last"):
             raise ValueError(f"which must be 'best' or 'last', got {which!r}")
@@ -433,25 +455,20 @@ class Trainer:
                 log.info("no best checkpoint in %s (no validation selected one); exporting the "
                          "last state", self.checkpoint_dir)
         meta = {**self.fingerprint, "fingerprint": self.fingerprint,
-                "fingerprint_hash": self.fingerprint_hash, "seed": self.seed,
+                "fingerprint_hash": self.fingerprint_hash, "seed": self.seed, "stage": self.stage,
                 "step": source["step"], "metrics": dict(metrics), "which": chosen,
                 "extra": dict(extra or {})}
-        exported = {name: {k: v.detach().cpu() for k, v in state.items()}
-                    for name, state in source["modules"].items()}
-        exported["meta"] = meta
-        buffer = io.BytesIO()
-        torch.save(exported, buffer)
-        try:
-            torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
-        except Exception as exc:
-            raise TypeError(f"export extra/fingerprint must hold only tensors and plain Python "
-                            f"values: {exc}") from None
-        path = Path(path)
-        with atomic_file(path) as tmp:
-            tmp.write_bytes(buffer.getvalue())
+        export_checkpoint(path, source["modules"], meta)
         log.info("exported %s state (step %d) of %s to %s", chosen, source["step"],
                  self.checkpoint_dir, path)
-        return path
+        return Path(path)
+
+    def write_losses(self, path: str | os.PathLike) -> Path:
+        """Copy the finished run's history.csv to `path` (the rule's losses.csv), atomically."""
+        self._complete_checkpoint()
+        with atomic_file(path) as tmp:
+            shutil.copyfile(self.store.history_path, tmp)
+        return Path(path)
 
     def _complete_checkpoint(self) -> dict:
         found = self.store.newest_readable()
@@ -475,16 +492,3 @@ class Trainer:
             raise TrainingError(self.store.best_path, "best checkpoint belongs to another "
                                                       "configuration")
         return best
-
-
-def load_exported(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a file written by `Trainer.export`: {module name: state_dict, "meta": {...}}."""
-    try:
-        data = torch.load(Path(path), map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, "exported model file does not exist") from None
-    except Exception as exc:  # torch.load raises many types for a damaged or foreign file
-        raise InputError(path, f"exported model file is unreadable ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("meta"), dict):
-        raise InputError(path, "not an exported model: no 'meta' entry")
-    return data

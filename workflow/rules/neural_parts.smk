@@ -6,6 +6,7 @@ rule train_neural_parts:
         **neural_parts_inputs("train"),
     output:
         model=f"{NEURAL_PARTS_DIR}/model.pt",
+        losses=f"{NEURAL_PARTS_DIR}/losses.csv",
     params:
         sequences=NEURAL_PARTS_SEQUENCES["train"],
         # not an output: Snakemake would delete it on failure, and resuming needs it

@@ -22,10 +22,11 @@ if segmenter_train_set() is not None:
             train_set=segmenter_train_set(),
         output:
             model=f"results/segmenter/{CARS}/model.pt",
+            losses=f"results/segmenter/{CARS}/losses.csv",
         params:
             # not an output: Snakemake would delete it on failure, and resuming needs it
             checkpoint_dir=f"results/checkpoints/segmenter/{CARS}",
-            train=config["segmentation"]["train"],
+            training=config["segmentation"]["train"],
             device=config["segmentation"]["device"],
             seed=config["seed"],
         threads: 2
