@@ -16,16 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from shapepose.seeding import derive_rng  # noqa: E402
-from shapepose.style.data import step_generator  # noqa: E402
 from shapepose.style.features import ResNetFeatures  # noqa: E402
 from shapepose.style.train import Architecture, CycleGAN, Experiment  # noqa: E402
 from shapepose.training import pick_device, seed_everything  # noqa: E402
+from shapepose.training.batches import step_generator  # noqa: E402
 
 SEED = 0
 POOL_SIZE = 50  # seed 002 section 6.1.1
@@ -47,13 +49,14 @@ def ellipse_batch(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
 
 def build(arch: Architecture, weights: dict, phi: torch.nn.Module | None,
           device: torch.device) -> CycleGAN:
-    seed_everything(SEED)  # both models start from the same weights
-    return CycleGAN(arch, Experiment(**weights), POOL_SIZE, phi, device)
+    seed_everything(SEED, "benchmark", "init")  # both models start from the same weights
+    defaults = yaml.safe_load((ROOT / "config.yaml").read_text())["style_transfer"]["defaults"]
+    return CycleGAN(arch, Experiment.from_config({**defaults, **weights}), POOL_SIZE, phi, device)
 
 
 def timed_step(model: CycleGAN, x: torch.Tensor, y: torch.Tensor, step: int,
                device: torch.device) -> float:
-    gen = step_generator(SEED, step)
+    gen = step_generator(SEED, step, "benchmark")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
