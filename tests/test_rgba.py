@@ -42,7 +42,8 @@ def test_resize_is_the_premultiplied_block_mean():
     a = rgba[..., 3].astype(np.float64) / 255.0
     blocks = lambda x: x.reshape(4, 3, 4, 3).mean(axis=(1, 3))  # noqa: E731
     alpha = blocks(a)
-    colour = np.stack([blocks(rgba[..., c] * a) for c in range(3)], -1) / np.where(alpha > 0, alpha, 1)[..., None]
+    premultiplied = np.stack([blocks(rgba[..., c] * a) for c in range(3)], -1)
+    colour = premultiplied / np.where(alpha > 0, alpha, 1)[..., None]
     assert np.array_equal(out[..., 3], np.rint(alpha * 255).astype(np.uint8))
     assert (np.abs(out[..., :3].astype(int) - np.rint(colour)) <= 1).all()
     assert (out[:2, :2] == 0).all()
