@@ -15,7 +15,8 @@ from shapepose.cars.synthetic import blender_extrinsic, blender_location
 from shapepose.errors import InputError
 from shapepose.images.dpc import project_points, read_dpc
 from shapepose.images.instances import read_instances
-from shapepose.images.stanford import load_photo, read_stanford_cars
+from shapepose.images.rgba import read_photo
+from shapepose.images.stanford import read_stanford_cars
 
 SHAPE = dict(length=[3.6, 5.0], width_ratio=[0.38, 0.44], height=[1.3, 1.7], truck_length=[5.0, 6.5],
              truck_height=[2.0, 2.8], wheel_radius=[0.28, 0.36], clearance_ratio=[0.4, 0.7],
@@ -75,11 +76,11 @@ def test_stanford_reader_reads_back_the_fixture(tmp_path, labelled_test):
     assert by["cars_test/00001.jpg"].class_id == (9 if labelled_test else None)
     assert by["cars_test/00001.jpg"].path == tmp_path.resolve() / "cars_test/00001.jpg"
 
-    rgb = load_photo(by["cars_test/00001.jpg"].path)
+    rgb = read_photo(by["cars_test/00001.jpg"].path)
     assert rgb.shape == (24, 32, 3) and rgb.dtype == np.uint8
     assert np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
     assert np.abs(rgb[..., 0].astype(int) - gray).mean() < 12  # JPEG, quality 95, of noise
-    assert load_photo(by["cars_train/00002.jpg"].path).shape == (20, 25, 3)
+    assert read_photo(by["cars_train/00002.jpg"].path).shape == (20, 25, 3)
 
 
 def test_stanford_reader_names_the_bad_file(tmp_path):
@@ -93,7 +94,7 @@ def test_stanford_reader_names_the_bad_file(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(InputError, match="broken.jpg"):
-        load_photo(bad)
+        read_photo(bad)
 
 
 # ---- DPC reader -------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def test_demo_photos_masks_and_attributes(demo):
     assert {im.image for im in images} == {p.relpath for p in photos}
     seen = {"occluded": 0, "cropped": 0, "grayscale": 0}
     for im, photo in zip(sorted(images, key=lambda i: i.image), photos):
-        pixels = load_photo(photo.path)
+        pixels = read_photo(photo.path)
         assert pixels.shape == (im.height, im.width, 3)
         masks = [i.mask for i in im.instances]
         assert np.max(np.sum(masks, axis=0)) <= 1  # visible masks never overlap

@@ -10,7 +10,8 @@ from PIL import Image
 
 from shapepose.images.frame_ratio import (draw_ratio, fit_frame_ratio, fit_normal, frame_ratio,
                                           normalize_cutout, normalize_segments, pad_to_square,
-                                          ratio_padding, resize_rgba, split_train_test)
+                                          ratio_padding, split_train_test)
+from shapepose.images.rgba import resize_rgba
 from shapepose.seeding import derive_rng
 
 

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from shapepose.images.rgba import mask_disagreement
 from shapepose.shape_pose.alignment import (
     apply_alignment,
     fit_alignment,
@@ -17,7 +18,7 @@ from shapepose.shape_pose.metrics import (
     pose_errors_deg,
     pose_summary,
 )
-from shapepose.shape_pose.sharp import sharp_mask, xor_disagreement
+from shapepose.shape_pose.sharp import sharp_mask
 
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -262,6 +263,9 @@ def test_points_behind_the_camera_or_off_image_draw_nothing():
 
 
 def test_xor_disagreement_by_hand():
+    def xor_disagreement(pred, real):
+        return mask_disagreement(pred, real, relative_to="reference")
+
     real = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]], bool)  # 3 pixels
     pred = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1]], bool)  # disagrees at 3 pixels
     assert xor_disagreement(pred, real) == pytest.approx(1.0)

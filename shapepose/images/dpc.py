@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from PIL import Image
 
 from shapepose.errors import InputError
+from shapepose.images.rgba import read_rgba
 
 CAR_CATEGORY = "02958343"  # ShapeNet synset of cars
 SPLITS = ("train", "val", "test")
@@ -105,13 +105,7 @@ class DPCDataset:
 
     def load_view(self, model_id: str, view: int) -> np.ndarray:
         """(S, S, 4) uint8 RGBA; alpha is the mask (fractional on the silhouette)."""
-        path = self.image_path(model_id, view)
-        try:
-            with Image.open(path) as im:
-                rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)
-        except (OSError, ValueError) as exc:
-            raise InputError(path, f"cannot read render: {exc}") from None
-        return rgba
+        return read_rgba(self.image_path(model_id, view), what="render")
 
     def load_camera(self, model_id: str, view: int) -> dict:
         """{"extrinsic": (4, 4) float64 Blender world -> CV camera, "position": (3,) float64}.

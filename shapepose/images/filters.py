@@ -46,6 +46,7 @@ from shapepose.config import section
 from shapepose.errors import InputError
 from shapepose.images.instances import (CATEGORY_NAMES, ImageInstances, Instance,
                                         read_instances)
+from shapepose.images.rgba import colour_correct, read_photo
 from shapepose.io import atomic_dir, atomic_file
 
 log = logging.getLogger(__name__)
@@ -198,17 +199,8 @@ def cutout(photo: np.ndarray, mask: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    alpha = mask[window]
-    rgb = np.where(alpha[..., None], photo[window][..., :3], 0).astype(np.uint8)
-    return np.dstack([colour_correct(rgb, alpha), np.where(alpha, 255, 0).astype(np.uint8)])
-
-
-def colour_correct(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """rgb: (H, W, 3) uint8; foreground (alpha > 0) pixels that are exactly black become (1, 1, 1)."""
-    rgb = rgb.copy()
-    black = (alpha > 0) & (rgb == 0).all(axis=-1)
-    rgb[black] = 1
-    return rgb
+    alpha = np.where(mask[window], 255, 0).astype(np.uint8)
+    return colour_correct(np.dstack([photo[window][..., :3].astype(np.uint8), alpha]))
 
 
 def cutout_name(image: str, index: int) -> str:
@@ -282,11 +274,11 @@ def filter_segments(instances: str | Path, photos_root: str | Path, accepted: st
     """Judge every instance of an instances file; write the accepted cut-outs and the decisions.
 
     accepted: directory of RGBA PNGs named by `cutout_name`; decisions_csv: one row per instance
-    plus one per photo without any (see `Decision.row`). `load_photo` defaults to the Stanford
-    Cars reader's.
+    plus one per photo without any (see `Decision.row`). `load_photo` defaults to
+    `shapepose.images.rgba.read_photo`.
     """
     if load_photo is None:
-        from shapepose.images.stanford import load_photo
+        load_photo = read_photo
     images, _ = read_instances(instances)
     root = Path(photos_root)
     decisions: list[Decision] = []

@@ -38,7 +38,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from shapepose.errors import InputError
-from shapepose.images.filters import colour_correct
+from shapepose.images.rgba import read_rgba, resize_rgba
 from shapepose.io import atomic_dir, atomic_file
 from shapepose.seeding import derive_rng
 
@@ -126,20 +126,6 @@ def draw_ratio(mean: float, std: float, rng: np.random.Generator, max_draws: int
     raise ValueError(f"Normal({mean}, {std}) gives no positive ratio in {max_draws} draws")
 
 
-def resize_rgba(rgba: np.ndarray, size: int) -> np.ndarray:
-    """(s, s, 4) uint8 -> (size, size, 4) uint8, box filter on premultiplied colour and alpha."""
-    alpha = rgba[..., 3].astype(np.float32) / 255.0
-    planes = [rgba[..., c].astype(np.float32) * alpha for c in range(3)] + [alpha]
-    small = [np.asarray(Image.fromarray(p, mode="F").resize((size, size), Image.Resampling.BOX))
-             for p in planes]
-    alpha_out = np.clip(np.rint(small[3] * 255.0), 0, 255).astype(np.uint8)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rgb = np.stack(small[:3], axis=-1) / small[3][..., None]
-    rgb = np.where(alpha_out[..., None] > 0, np.nan_to_num(rgb), 0.0)
-    rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-    return np.dstack([colour_correct(rgb, alpha_out), alpha_out])
-
-
 def normalize_cutout(rgba: np.ndarray, mean: float, std: float, size: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """One cut-out through square padding, ratio padding and resizing (see the module docstring).
@@ -187,11 +173,7 @@ def normalize_segments(cutouts: str | Path, fitted: str | Path, train_dir: str |
     rows = []
     with atomic_dir(train_dir) as train, atomic_dir(test_dir) as test:
         for path in tqdm(paths, desc="normalize", unit="cutout", file=sys.stderr):
-            try:
-                with Image.open(path) as im:
-                    rgba = np.asarray(im.convert("RGBA"))
-            except OSError as exc:
-                raise InputError(path, f"cannot read cut-out: {exc}") from None
+            rgba = read_rgba(path, what="cut-out")
             try:
                 image, row = normalize_cutout(rgba, mean, std, size,
                                               derive_rng(seed, "normalize", path.name))

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from PIL import Image
 
 from shapepose.errors import InputError
 from shapepose.images.matfile import save_mat
@@ -123,18 +122,6 @@ def read_stanford_cars(root: str | Path) -> list[StanfordPhoto]:
             class_id = None if entry is None else entry["class"]
             photos.append(StanfordPhoto(f"cars_{split}/{path.name}", path, split, bbox, class_id))
     return sorted(photos, key=lambda p: p.relpath)
-
-
-def load_photo(path: str | Path) -> np.ndarray:
-    """A photo as (H, W, 3) uint8 RGB; grayscale (and CMYK, palette) photos become 3 channels."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            rgb = im.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(path, f"cannot read photo: {exc}") from None
-    return np.asarray(rgb, dtype=np.uint8)
 
 
 def write_devkit_annotations(path: str | Path, entries: list[dict], *, with_class: bool = True) -> None:

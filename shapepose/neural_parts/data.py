@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from shapepose.errors import InputError
+from shapepose.images.rgba import read_rgba
 from shapepose.meshes import frame_name
 from shapepose.neural_parts.model import sphere_points
 from shapepose.sampling.store import read_surface_samples, read_volume_samples
@@ -94,11 +95,7 @@ def split_frames(sequences: list[SequenceFiles], test_sequences: list[str],
 
 def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
     """An RGBA render composited over white and resized: (3, size, size) float32 in [0, 1]."""
-    try:
-        with Image.open(path) as image:
-            rgba = image.convert("RGBA")
-    except OSError as error:
-        raise InputError(path, f"cannot read the render ({error})") from None
+    rgba = Image.fromarray(read_rgba(path, what="render"))
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")
     if rgb.size != (size, size):

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from shapepose.images.rgba import read_rgba
 from shapepose.io import atomic_dir, write_ply
 from shapepose.neural_parts.data import FrameRef, frame_tensors, load_frame_samples, split_frames
 from shapepose.neural_parts.metrics import primitive_meshes
@@ -77,8 +78,8 @@ def export_neural_parts(*, model_path: str, sequences: list[str], surface: list[
                 colors = np.broadcast_to(primitive_color(m), part.shape)
                 write_ply(Path(meshes_tmp) / f"{stem}_part_{m:02d}.ply", part, faces, colors=colors)
             union = renderer.render(*union_mesh(vertices, faces))
-            with Image.open(ref.render) as image:
-                given = np.asarray(image.convert("RGBA").resize((render_size, render_size)))
+            given = np.asarray(Image.fromarray(read_rgba(ref.render, what="render"))
+                               .resize((render_size, render_size)))
             side_by_side = np.concatenate([on_white(given), on_white(union)], axis=1)
             Image.fromarray(side_by_side).save(Path(views_tmp) / f"{stem}.png")
             stems.append(stem)

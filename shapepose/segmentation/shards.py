@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from shapepose.errors import InputError
 from shapepose.images.instances import ImageInstances, read_instances, write_instances
-from shapepose.images.stanford import load_photo, read_stanford_cars
+from shapepose.images.rgba import read_photo
+from shapepose.images.stanford import read_stanford_cars
 from shapepose.segmentation.backends import Segmenter
 
 log = logging.getLogger("shapepose.segmentation")
@@ -51,7 +52,7 @@ def segment_photos(segmenter: Segmenter, photos: list[tuple[str, Path]]) -> list
     start = time.perf_counter()
     for relpath, path in tqdm(photos, desc="segment", unit="photo", file=sys.stderr, mininterval=2):
         try:
-            image = load_photo(path)
+            image = read_photo(path)
         except InputError as exc:
             log.warning("skipping unreadable photo %s: %s", relpath, exc.problem)
             results.append(ImageInstances(relpath, 0, 0, [], error=f"unreadable: {exc.problem}"))

@@ -19,8 +19,8 @@ import torch
 
 from shapepose.errors import InputError
 from shapepose.images.instances import ImageInstances, mask_box, read_instances
+from shapepose.images.rgba import read_photo
 from shapepose.images.scoring import score_images
-from shapepose.images.stanford import load_photo
 from shapepose.seeding import derive_rng
 from shapepose.segmentation.backends import TorchvisionSegmenter
 from shapepose.segmentation.model import build_demo_model, count_parameters
@@ -67,7 +67,7 @@ def load_training_set(root: str | Path) -> list[TrainingPhoto]:
     photos = []
     for entry in sorted(entries, key=lambda e: e.image):
         path = _photo_path(root, entry.image)
-        image = load_photo(path)
+        image = read_photo(path)
         if image.shape[:2] != (entry.height, entry.width):
             raise InputError(index, f"photo is {image.shape[1]}x{image.shape[0]}, the file says "
                                     f"{entry.width}x{entry.height}", key=entry.image)

@@ -31,13 +31,13 @@ from tqdm import tqdm
 
 from shapepose.errors import InputError
 from shapepose.images.dpc import read_dpc
+from shapepose.images.rgba import mask_disagreement, read_rgba
 from shapepose.io import atomic_file
 from shapepose.shape_pose.alignment import apply_alignment, fit_alignment
 from shapepose.shape_pose.data import ViewSet, cutout_paths, prepare_view
 from shapepose.shape_pose.metrics import chamfer, pose_errors_deg, pose_summary
-from shapepose.shape_pose.sharp import sharp_mask, xor_disagreement
+from shapepose.shape_pose.sharp import sharp_mask
 from shapepose.shape_pose.train import load_model
-from shapepose.style.data import read_rgba
 from shapepose.training.device import pick_device
 from shapepose.training.export import load_exported
 
@@ -234,7 +234,8 @@ def _disagreements(net: torch.nn.Module, items: list[tuple[str, Path, np.ndarray
     out = []
     for (_, path, rgba), cloud, pose in zip(items, points, poses):
         try:
-            out.append(xor_disagreement(sharp_mask(cloud, pose, size, radius), binary_mask(rgba, size)))
+            predicted, real = sharp_mask(cloud, pose, size, radius), binary_mask(rgba, size)
+            out.append(float(mask_disagreement(predicted, real, relative_to="reference")))
         except ValueError as exc:
             raise InputError(path, str(exc)) from None
     return out

@@ -1,10 +1,11 @@
-"""Sharp silhouettes of predicted point clouds, and the pixel disagreement of seed 002 section 6.3.
+"""Sharp silhouettes of predicted point clouds, for the pixel disagreement of seed 002 section 6.3.
 
 The thesis rendered each predicted cloud from its predicted pose with DPC's Blender point
 renderer (a small sphere per point) and compared the result with the real segmentation by XOR.
 Here every point is a sphere of world radius `radius`, drawn as the filled disk of pixel radius
 S f radius / z around its pinhole projection (DPC camera: shapepose.shape_pose.geometry), which
 is that sphere's image up to the small perspective stretch of spheres off the optical axis.
+The disagreement itself is `shapepose.images.rgba.mask_disagreement(..., relative_to="reference")`.
 """
 
 from __future__ import annotations
@@ -66,14 +67,3 @@ def _draw_disks(mask: np.ndarray, centres: np.ndarray, r_px: np.ndarray, half: i
     rows, cols = np.broadcast_arrays(row, col)
     mask[rows[inside], cols[inside]] = True
 
-
-def xor_disagreement(pred_mask: np.ndarray, real_mask: np.ndarray) -> float:
-    """|pred XOR real| / |real|: pixels in disagreement as a share of the real mask's pixels."""
-    pred = np.asarray(pred_mask, dtype=bool)
-    real = np.asarray(real_mask, dtype=bool)
-    if pred.shape != real.shape:
-        raise ValueError(f"masks differ in shape: {pred.shape} vs {real.shape}")
-    area = np.count_nonzero(real)
-    if area == 0:
-        raise ValueError("the real mask has no pixel: the disagreement is undefined")
-    return float(np.count_nonzero(pred ^ real) / area)

@@ -18,21 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from shapepose.errors import InputError
 from shapepose.images.dpc import read_dpc
-from shapepose.images.filters import colour_correct
-from shapepose.images.frame_ratio import resize_rgba
-
-
-def read_rgba(path: str | Path) -> np.ndarray:
-    """(H, W, 4) uint8 of an image file; an unreadable file raises InputError naming it."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGBA"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read image: {exc}") from None
+from shapepose.images.rgba import colour_correct, read_rgba, resize_rgba
 
 
 def prepare_rgba(rgba: np.ndarray, size: int, path: str | Path = "?") -> np.ndarray:
@@ -41,9 +30,7 @@ def prepare_rgba(rgba: np.ndarray, size: int, path: str | Path = "?") -> np.ndar
         raise InputError(path, f"expected a square RGBA image, got shape {rgba.shape}")
     if rgba.shape[0] != size:
         rgba = resize_rgba(rgba, size)
-    alpha = rgba[..., 3]
-    rgb = np.where(alpha[..., None] > 0, rgba[..., :3], 0).astype(np.uint8)
-    return np.dstack([colour_correct(rgb, alpha), alpha])
+    return colour_correct(rgba)
 
 
 def rgba_to_signed(rgba: np.ndarray) -> torch.Tensor:

@@ -27,9 +27,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from shapepose.images.dpc import SPLITS, read_dpc
-from shapepose.images.frame_ratio import resize_rgba
+from shapepose.images.rgba import mask_disagreement, read_rgba, resize_rgba
 from shapepose.io.atomic import atomic_dir, atomic_file
-from shapepose.style.data import prepare_rgba, read_rgba, rgba_to_signed
+from shapepose.style.data import prepare_rgba, rgba_to_signed
 from shapepose.style.losses import to_uint8
 from shapepose.style.train import load_generators
 from shapepose.training import load_exported, pick_device
@@ -56,7 +56,7 @@ def stylize_rgba(G: torch.nn.Module, images: list[np.ndarray], size: int,
 
 def alpha_disagreement_uint8(source: np.ndarray, stylized: np.ndarray) -> float:
     """Share of pixels where "alpha > 0" of the input and "any RGB > 0" of the output differ."""
-    return float(np.mean((source[..., 3] > 0) != (stylized[..., :3] > 0).any(axis=-1)))
+    return float(mask_disagreement(source[..., 3] > 0, (stylized[..., :3] > 0).any(axis=-1)))
 
 
 def _write_png(path: Path, rgba: np.ndarray) -> None:

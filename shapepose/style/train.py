@@ -33,6 +33,7 @@ from torch import nn
 
 from shapepose.config import section
 from shapepose.errors import InputError
+from shapepose.images.rgba import mask_disagreement
 from shapepose.seeding import derive_torch_generator
 from shapepose.style.data import Domain, cutout_refs, synthetic_refs
 from shapepose.style.features import ResNetFeatures, weights_stamp
@@ -185,8 +186,13 @@ def diagonal_frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def alpha_disagreement(x: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
-    """(B,) share of pixels whose Alpha differs between each input and its stylized image."""
-    return (alpha_mask(x) != alpha_mask(stylized)).float().flatten(1).mean(dim=1)
+    """(B,) share of pixels whose Alpha differs between each input and its stylized image.
+
+    x, stylized: (B, 3, H, W); the result has x's dtype and device.
+    """
+    masks = [alpha_mask(t)[:, 0].bool().cpu().numpy() for t in (x, stylized)]
+    # float64 shares rounded once to float32 equal float32's own count / (H W), bit for bit
+    return torch.from_numpy(mask_disagreement(*masks)).to(device=x.device, dtype=x.dtype)
 
 
 def generate(net: nn.Module, images: torch.Tensor, device: torch.device, batch: int = 8) -> torch.Tensor:
