@@ -4,10 +4,13 @@ Every random draw of the pipeline comes from a stream named by text labels, the 
 then the purpose, with integer labels only for indices (a step, an epoch, a frame):
 
     derive_rng(seed, "style_transfer", "synthetic", "epoch", 3)    numpy Generator
-    derive_torch_generator(seed, "shape_pose", "step", 120)         torch.Generator (CPU)
     derive_seed(seed, "style_transfer", "init")                     one 63-bit integer
 
-All three read the same words, so a stream is fully named by its labels whatever the library.
+and, for torch (shapepose.training.rng, so this module needs numpy alone):
+
+    derive_torch_generator(seed, "shape_pose", "step", 120)         torch.Generator
+
+All read the same words, so a stream is fully named by its labels whatever the library.
 """
 
 from __future__ import annotations
@@ -53,10 +56,3 @@ def derive_seed(seed: int, *labels: str | int) -> int:
     """
     low, high = np.random.SeedSequence(_words(seed, labels)).generate_state(2, np.uint32)
     return (int(high) << 32 | int(low)) & (2**63 - 1)
-
-
-def derive_torch_generator(seed: int, *labels: str | int, device: str = "cpu"):
-    """A `torch.Generator` on `device` seeded with `derive_seed(seed, *labels)`."""
-    import torch  # not every rule's environment has torch; only the torch stages call this
-
-    return torch.Generator(device=device).manual_seed(derive_seed(seed, *labels))

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from shapepose.seeding import derive_rng, derive_seed, derive_torch_generator, stable_hash
+from shapepose.seeding import derive_rng, derive_seed, stable_hash
 from shapepose.training.batches import epoch_walk, step_generator, step_rng, steps_per_epoch
+from shapepose.training.rng import derive_torch_generator
 
 
 def walk(n, batch, steps, *labels, seed=11):

@@ -34,7 +34,6 @@ from torch import nn
 from shapepose.config import section
 from shapepose.errors import InputError
 from shapepose.images.rgba import mask_disagreement
-from shapepose.seeding import derive_torch_generator
 from shapepose.style.data import Domain, cutout_refs, synthetic_refs
 from shapepose.style.features import ResNetFeatures, weights_stamp
 from shapepose.style.losses import (
@@ -49,6 +48,7 @@ from shapepose.style.networks import build_discriminator, build_generator
 from shapepose.style.pool import ImagePool
 from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
 from shapepose.training.batches import epoch_walk, step_generator, steps_per_epoch
+from shapepose.training.rng import derive_torch_generator
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)

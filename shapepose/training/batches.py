@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from shapepose.seeding import derive_rng, derive_torch_generator
+from shapepose.seeding import derive_rng
+from shapepose.training.rng import derive_torch_generator
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

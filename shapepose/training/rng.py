@@ -19,6 +19,11 @@ from shapepose.seeding import derive_seed
 log = logging.getLogger("shapepose.training")
 
 
+def derive_torch_generator(seed: int, *labels: str | int, device: str = "cpu") -> torch.Generator:
+    """A `torch.Generator` on `device` seeded with `derive_seed(seed, *labels)`."""
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, *labels))
+
+
 def capture_rng_state(device: torch.device) -> dict:
     """Every RNG a step may draw from: torch CPU, CUDA (when used), numpy global, python random."""
     state = {
