@@ -10,6 +10,7 @@ from shapepose.training.checkpoint import TrainingError, fingerprint_hash, seed_
 from shapepose.training.device import pick_device
 from shapepose.training.loop import (
     SIGTERM_EXIT_STATUS, FitResult, TrainConfig, Trainer, load_exported)
+from shapepose.training.parameters import count_parameters
 
 __all__ = ["Trainer", "TrainConfig", "FitResult", "TrainingError", "pick_device", "load_exported",
-           "seed_everything", "fingerprint_hash", "SIGTERM_EXIT_STATUS"]
+           "seed_everything", "fingerprint_hash", "SIGTERM_EXIT_STATUS", "count_parameters"]
