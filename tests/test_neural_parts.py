@@ -286,7 +286,7 @@ def test_table_layout_and_quoted_rows(tmp_path):
 def tiny_dataset(tmp_path_factory):
     """Two sequences of 4 frames of an ellipsoid 'person' stepping sideways: samples and renders."""
     from shapepose.io import write_ply
-    from shapepose.render import render_sequence
+    from shapepose.render import render_meshes
     from shapepose.sampling.sequence import sample_surface_sequence, sample_volume_sequence
 
     root = tmp_path_factory.mktemp("np_data")
@@ -303,7 +303,7 @@ def tiny_dataset(tmp_path_factory):
         sample_volume_sequence(str(mesh_dir), str(volume), sequence=sequence, n_points=3000,
                                cuboid=[1.0, 2.0, 1.0], center="bbox", cell_size=0.08,
                                strata={"interior": 0.25, "boundary": 0.5, "exterior": 0.25}, seed=5)
-        render_sequence(str(mesh_dir), str(root / "renders" / sequence), size=64,
+        render_meshes(str(mesh_dir), str(root / "renders" / sequence), size=64,
                         camera={"target": [0.0, 0.9, 0.0]})
         files.append(SequenceFiles(sequence, str(surface), str(volume), str(root / "renders" / sequence)))
     return root, files
