@@ -16,7 +16,7 @@ import torch
 
 from shapepose.cars.synthetic import write_synthetic
 from shapepose.errors import InputError
-from shapepose.images.dpc import read_dpc
+from shapepose.images.dpc import pose_from_position, read_dpc
 from shapepose.shape_pose.data import ViewSet, prepare_view
 from shapepose.shape_pose.evaluate import (
     eval_real_masks,
@@ -25,7 +25,6 @@ from shapepose.shape_pose.evaluate import (
     predict_split,
     real_mask_rows,
 )
-from shapepose.shape_pose.geometry import pose_from_position
 from shapepose.shape_pose.model import Architecture, build_model
 from shapepose.shape_pose.table import cdf_curve, cdf_grid, tabulate_shape_pose
 from shapepose.tables import markdown_rows
