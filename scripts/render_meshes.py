@@ -7,9 +7,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    from shapepose.render import render_sequence
+    from shapepose.render import render_meshes
 
-    render_sequence(
+    render_meshes(
         snakemake.input.meshes,
         snakemake.output.renders,
         size=snakemake.params.size,

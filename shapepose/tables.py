@@ -1,11 +1,111 @@
-"""The metric tables of both branches, collected into one Markdown page a reader opens first."""
+"""Every table the workflow writes: CSV for machines, Markdown for readers, and the page of all.
+
+`write_table` writes one DataFrame as both; `markdown` renders one as a GitHub pipe table
+(pandas' `to_markdown`, i.e. tabulate's "pipe" format) with each column's numbers formatted as
+the table asks, so every report table reads alike. `collect_tables` gathers the Markdown of both
+branches into the one page a reader opens first.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import pandas as pd
 
 from shapepose.errors import InputError
 from shapepose.io import atomic_file
+
+# How a cell is written: a str.format pattern ("{:.2f}"; one ending "d}" takes the value as an
+# int, for integer columns pandas stored as float) or a function of the value.
+CellFormat = str | Callable[[object], str]
+
+
+def markdown(table: pd.DataFrame, *, title: str = "", level: int = 2, intro: str = "",
+             headers: Mapping[str, str] | None = None,
+             formats: Mapping[str, CellFormat] | None = None,
+             float_format: CellFormat = "{:.4g}") -> str:
+    """`table` as a GitHub pipe table ending in a newline, under an optional heading and intro.
+
+    headers: column -> header text, in the order shown; None shows every column under its name.
+    formats: column -> how its cells are written; other columns write floats with
+    `float_format` and anything else with str(). Missing values (None, NaN, pd.NA) are empty
+    cells; columns numeric in `table` are right-aligned. The text is `#`*level + title, a blank
+    line, `intro`, a blank line, the table.
+    """
+    headers = dict(headers) if headers is not None else {c: str(c) for c in table.columns}
+    formats = dict(formats or {})
+    cells = pd.DataFrame({_escape(header): [_cell(value, formats.get(column), float_format)
+                                            for value in table[column]]
+                          for column, header in headers.items()}, dtype=object)
+    # numbers are already text (disable_numparse keeps tabulate from re-formatting them); columns
+    # that were numeric stay right-aligned
+    align = ["right" if pd.api.types.is_numeric_dtype(table[column])
+             and not pd.api.types.is_bool_dtype(table[column]) else "left" for column in headers]
+    text = cells.to_markdown(index=False, tablefmt="pipe", disable_numparse=True, colalign=align) + "\n"
+    if intro:
+        text = intro.rstrip("\n") + "\n\n" + text
+    if title:
+        text = f"{'#' * level} {title}\n\n" + text
+    return text
+
+
+def write_csv(table: pd.DataFrame, path: str | Path, *, float_format: str | None = None) -> None:
+    """`table` as CSV without the index (pandas' `to_csv`; float_format as there, e.g. "%.6g")."""
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False, float_format=float_format)
+
+
+def write_markdown(path: str | Path, *blocks: str) -> None:
+    """Markdown blocks (each from `markdown`) into one file, a blank line between them."""
+    with atomic_file(path) as tmp:
+        tmp.write_text("\n".join(blocks))
+
+
+def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, *,
+                csv_float_format: str | None = None, **markdown_options) -> None:
+    """One table as CSV and as Markdown (`markdown`'s options), each written atomically.
+
+    The Markdown is rendered before either file is written, so a table that cannot be
+    formatted leaves no file behind.
+    """
+    text = markdown(table, **markdown_options)
+    write_csv(table, csv_path, float_format=csv_float_format)
+    write_markdown(md_path, text)
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of every pipe-table row in `text` (header rows included, separator rows not)."""
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not (line.startswith("|") and line.endswith("|")):
+            continue
+        # a pipe after a backslash is part of the cell, not a border
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line[1:-1])]
+        if all(re.fullmatch(r":?-{3,}:?", c) for c in cells):
+            continue  # the row under the header
+        rows.append(cells)
+    return rows
+
+
+def _cell(value, fmt: CellFormat | None, float_format: CellFormat) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if fmt is None:
+        fmt = float_format if isinstance(value, float) else str
+    if callable(fmt):
+        text = fmt(value)
+    else:
+        text = fmt.format(int(value) if fmt.endswith("d}") else value)
+    return _escape(text)
+
+
+def _escape(text: str) -> str:
+    """A pipe inside a cell would end it: GitHub Markdown's escape."""
+    return str(text).replace("|", "\\|")
 
 
 def collect_tables(sections: dict[str, list[str | Path]], out: str | Path, *, title: str) -> None:

@@ -18,9 +18,9 @@ from scipy.spatial.transform import Rotation
 
 from shapepose.cars.synthetic import write_synthetic
 from shapepose.errors import InputError
-from shapepose.images.dpc import check_camera, project_points, read_dpc
+from shapepose.geometry import matrix_from_quaternion
+from shapepose.images.dpc import check_camera, pose_from_position, project_points, read_dpc
 from shapepose.shape_pose.data import ViewSet
-from shapepose.shape_pose.geometry import matrix_np, pose_from_position
 
 # DPC camera axes (depth, up, right) -> ours (right, down, depth)
 DPC_TO_CV = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -110,7 +110,7 @@ def test_our_pose_from_pos_is_dpcs_and_projects_like_the_render(azimuth, elevati
     location = render_script_location(azimuth, elevation)
     extrinsic = track_to_extrinsic(location)
     assert check_camera(extrinsic, location) is None
-    ours = matrix_np(pose_from_position(location))
+    ours = matrix_from_quaternion(pose_from_position(location))
     expected = DPC_TO_CV @ quaternion_matrix(dpc_quaternion_from_campos(location))
     np.testing.assert_allclose(ours, expected, atol=1e-9)
     # our pinhole (R s + (0, 0, 2), f = 1.875 image widths) lands where the Blender camera does
@@ -140,7 +140,7 @@ def test_reader_takes_the_pose_from_pos_of_a_dpc_camera_file(tmp_path):
     write_one_model(tmp_path, track_to_extrinsic(location).astype(np.float32), location.astype(np.float32))
     _, _, poses = ViewSet(tmp_path, "train", 8, 8).model(0)
     expected = DPC_TO_CV @ quaternion_matrix(dpc_quaternion_from_campos(location))
-    np.testing.assert_allclose(matrix_np(poses[0]), expected, atol=1e-5)  # float32 files
+    np.testing.assert_allclose(matrix_from_quaternion(poses[0]), expected, atol=1e-5)  # float32 files
 
 
 @pytest.mark.parametrize("fault, words", [

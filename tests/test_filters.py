@@ -295,12 +295,16 @@ def test_segmentation_quality_counts_whole_cars_among_accepted():
 
 
 def test_ratio_summary_leaves_infinite_ratios_out_and_counts_them():
-    from shapepose.images.tables import ratio_summary, to_markdown
+    from shapepose.images.tables import ratio_summary
+    from shapepose.tables import markdown, markdown_rows
 
     table = ratio_summary([0.1, 0.3], [1.0, 3.0, math.inf], [0.2, 0.2]).set_index("distribution")
     assert table.loc["synthetic train", ["n", "mean"]].tolist() == [2, pytest.approx(0.2)]
     assert table.loc["synthetic train", "std"] == pytest.approx(math.sqrt(0.02))  # ddof 1
     assert table.loc["real before", ["n", "n_infinite", "mean", "median"]].tolist() == [3, 1, 2.0, 2.0]
     assert table.loc["real after", "std"] == 0.0
-    md = to_markdown(table.reset_index(), "t").splitlines()
-    assert md[0] == "## t" and md[2].startswith("| distribution | n |") and len(md) == 7
+    md = markdown(table.reset_index(), title="t")
+    assert md.splitlines()[0] == "## t" and len(md.splitlines()) == 7
+    rows = markdown_rows(md)
+    assert rows[0][:2] == ["distribution", "n"] and [r[:3] for r in rows[1:]] == [
+        ["synthetic train", "2", "0"], ["real before", "3", "1"], ["real after", "2", "0"]]

@@ -21,6 +21,7 @@ from shapepose.neural_parts.model import (COUPLING_AXES, ConditionalINN, Couplin
                                           NeuralParts, sphere_points)
 from shapepose.neural_parts.table import neural_parts_table, tabulate_neural_parts
 from shapepose.sampling.volume import sample_volume
+from shapepose.tables import markdown_rows
 
 from configs import config_section
 
@@ -277,9 +278,15 @@ def test_table_layout_and_quoted_rows(tmp_path):
     assert "5000" in rows[("Chamfer-L1", "ours")]["note"] and "200 steps" in rows[("IoU", "ours")]["note"]
     tabulate_neural_parts([tmp_path / "P2.json", tmp_path / "P4.json"], tmp_path / "t.csv",
                           tmp_path / "t.md", "demo")
-    md = (tmp_path / "t.md").read_text().splitlines()
-    assert md[2].startswith("| metric | source | 2 primitives | 4 primitives | 5 primitives |")
-    assert "| IoU | ours | 0.310 | 0.420 |  |  |  |" in md[4]
+    md = (tmp_path / "t.md").read_text()
+    assert md.startswith("Neural Parts on demo (seed 003): IoU and Chamfer-L1 per number of primitives\n\n|")
+    rows = markdown_rows(md)
+    assert rows[0] == ["metric", "source", "2 primitives", "4 primitives", "5 primitives",
+                       "8 primitives", "10 primitives", "note"]
+    assert rows[1][:7] == ["IoU", "ours", "0.310", "0.420", "", "", ""]
+    assert rows[4][:4] == ["Chamfer-L1", "ours", "0.100", "0.200"]
+    assert rows[6][:7] == ["Chamfer-L1", "Neural Parts paper", "0.101", "", "0.0970", "0.0900",
+                           "0.0950"]  # 4 decimals below 0.1
 
 
 # ---------------------------------------------------------------- a short training run
@@ -288,7 +295,7 @@ def test_table_layout_and_quoted_rows(tmp_path):
 def tiny_dataset(tmp_path_factory):
     """Two sequences of 4 frames of an ellipsoid 'person' stepping sideways: samples and renders."""
     from shapepose.io import write_ply
-    from shapepose.render import render_sequence
+    from shapepose.render import render_meshes
     from shapepose.sampling.sequence import sample_surface_sequence, sample_volume_sequence
 
     root = tmp_path_factory.mktemp("np_data")
@@ -305,7 +312,7 @@ def tiny_dataset(tmp_path_factory):
         sample_volume_sequence(str(mesh_dir), str(volume), sequence=sequence, n_points=3000,
                                cuboid=[1.0, 2.0, 1.0], center="bbox", cell_size=0.08,
                                strata={"interior": 0.25, "boundary": 0.5, "exterior": 0.25}, seed=5)
-        render_sequence(str(mesh_dir), str(root / "renders" / sequence), size=64,
+        render_meshes(str(mesh_dir), str(root / "renders" / sequence), size=64,
                         camera={"target": [0.0, 0.9, 0.0]})
         files.append(SequenceFiles(sequence, str(surface), str(volume), str(root / "renders" / sequence)))
     return root, files

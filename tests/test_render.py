@@ -7,10 +7,10 @@ import pytest
 import trimesh
 from PIL import Image
 
-import shapepose.render as render_module
+import shapepose.render.context as render_context
 from shapepose.errors import InputError
 from shapepose.io import write_ply
-from shapepose.render import Camera, Renderer, render_sequence, vertex_normals
+from shapepose.render import Camera, Renderer, render_meshes, vertex_normals
 
 SIZE = 224
 TARGET = np.array([0.0, 0.9, 0.0])  # the default camera target
@@ -266,15 +266,15 @@ def test_missing_egl_names_packages(monkeypatch):
     def no_egl(*args, **kwargs):
         raise Exception("eglGetDisplay failed")
 
-    monkeypatch.setattr(render_module.moderngl, "create_standalone_context", no_egl)
+    monkeypatch.setattr(render_context.moderngl, "create_standalone_context", no_egl)
     with pytest.raises(RuntimeError, match="libegl1 libegl-mesa0 libgl1"):
         Renderer(16)
 
 
-# --- render_sequence ---------------------------------------------------------------------------
+# --- render_meshes ---------------------------------------------------------------------------
 
 
-def test_render_sequence_writes_one_png_per_frame(tmp_path):
+def test_render_meshes_writes_one_png_per_frame(tmp_path):
     meshes = tmp_path / "meshes"
     meshes.mkdir()
     write_ply(meshes / "frame_000000.ply", *_sphere(0.3, TARGET, subdivisions=2))
@@ -282,7 +282,7 @@ def test_render_sequence_writes_one_png_per_frame(tmp_path):
     (meshes / "notes.txt").write_text("not a frame")
     out = tmp_path / "renders"
 
-    render_sequence(str(meshes), str(out), size=64, camera={"azimuth": 30.0})
+    render_meshes(str(meshes), str(out), size=64, camera={"azimuth": 30.0})
 
     assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "frame_000001.png"]
     tops = []
@@ -294,16 +294,16 @@ def test_render_sequence_writes_one_png_per_frame(tmp_path):
     assert tops[1] < tops[0]  # the raised sphere is higher in the picture
 
 
-def test_render_sequence_empty_dir_raises_and_writes_nothing(tmp_path):
+def test_render_meshes_empty_dir_raises_and_writes_nothing(tmp_path):
     meshes = tmp_path / "meshes"
     meshes.mkdir()
     out = tmp_path / "renders"
     with pytest.raises(InputError, match="meshes"):
-        render_sequence(str(meshes), str(out), size=32, camera={})
+        render_meshes(str(meshes), str(out), size=32, camera={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meshes"]
 
 
-def test_render_sequence_bad_frame_names_file_and_leaves_no_output(tmp_path):
+def test_render_meshes_bad_frame_names_file_and_leaves_no_output(tmp_path):
     meshes = tmp_path / "meshes"
     meshes.mkdir()
     write_ply(meshes / "frame_000000.ply", *_sphere(0.3, TARGET, subdivisions=1))
@@ -312,5 +312,5 @@ def test_render_sequence_bad_frame_names_file_and_leaves_no_output(tmp_path):
     write_ply(meshes / "frame_000007.ply", vertices, faces)
     out = tmp_path / "renders"
     with pytest.raises(InputError, match=r"frame_000007\.ply.*frame 7"):
-        render_sequence(str(meshes), str(out), size=32, camera={})
+        render_meshes(str(meshes), str(out), size=32, camera={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meshes"]

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as nnf
 from scipy.ndimage import binary_dilation
 
+from shapepose import geometry
 from shapepose.cars.synthetic import write_synthetic
-from shapepose.images.dpc import project_points, read_dpc
-from shapepose.shape_pose import geometry
+from shapepose.images.dpc import pose_from_position, project_points, read_dpc
 from shapepose.shape_pose import losses as L
 from shapepose.shape_pose.data import ViewSet, batch_choice, prepare_view
 from shapepose.shape_pose.model import Architecture, ShapePoseNet, build_model
@@ -51,15 +51,15 @@ def rodrigues(axis, degrees):
 @pytest.mark.parametrize("axis,deg", [([0, 0, 1], 90), ([1, 2, 3], 37), ([1, -1, 0], 170), ([0, 1, 0], 0)])
 def test_quaternion_matrix_is_rodrigues(axis, deg):
     q = torch.as_tensor(axis_angle(axis, deg))
-    np.testing.assert_allclose(geometry.to_matrix(q).numpy(), rodrigues(axis, deg), atol=1e-12)
-    back = geometry.from_matrix(rodrigues(axis, deg))
+    np.testing.assert_allclose(geometry.quaternion_to_matrix(q).numpy(), rodrigues(axis, deg), atol=1e-12)
+    back = geometry.quaternion_from_matrix(rodrigues(axis, deg))
     assert geometry.angle_between(back, axis_angle(axis, deg)) < 1e-6
 
 
 def test_quaternion_product_is_the_matrix_product():
     a, b = axis_angle([1, 2, 0], 50), axis_angle([0, 1, 1], -80)
     ab = geometry.multiply(torch.as_tensor(a), torch.as_tensor(b))
-    np.testing.assert_allclose(geometry.to_matrix(ab).numpy(),
+    np.testing.assert_allclose(geometry.quaternion_to_matrix(ab).numpy(),
                                rodrigues([1, 2, 0], 50) @ rodrigues([0, 1, 1], -80), atol=1e-12)
     inverse = geometry.multiply(torch.as_tensor(a), geometry.conjugate(torch.as_tensor(a)))
     np.testing.assert_allclose(inverse.numpy(), [1, 0, 0, 0], atol=1e-12)
@@ -80,7 +80,7 @@ def test_pose_from_position_reproduces_the_file_projection(synthetic):
     points = data.load_points(model)[:50].astype(np.float64)
     for view in range(data.n_views):
         camera = data.load_camera(model, view)
-        R = geometry.matrix_np(geometry.pose_from_position(camera["position"]))
+        R = geometry.matrix_from_quaternion(pose_from_position(camera["position"]))
         cam = points @ R.T + [0, 0, 2]
         ours = 31.5 + 64 * 1.875 * cam[:, :2] / cam[:, 2:]
         np.testing.assert_allclose(ours, project_points(points, camera["extrinsic"], 64), atol=1e-6)
@@ -88,7 +88,7 @@ def test_pose_from_position_reproduces_the_file_projection(synthetic):
 
 def test_pose_from_position_rejects_a_camera_at_another_distance():
     with pytest.raises(ValueError, match="distance 2.5"):
-        geometry.pose_from_position([1.5, 2.0, 0.0])
+        pose_from_position([1.5, 2.0, 0.0])
 
 
 # ---------------------------------------------------------------- projection

@@ -16,7 +16,7 @@ import torch
 
 from shapepose.cars.synthetic import write_synthetic
 from shapepose.errors import InputError
-from shapepose.images.dpc import read_dpc
+from shapepose.images.dpc import pose_from_position, read_dpc
 from shapepose.shape_pose.data import ViewSet, prepare_view
 from shapepose.shape_pose.evaluate import (
     eval_real_masks,
@@ -25,9 +25,9 @@ from shapepose.shape_pose.evaluate import (
     predict_split,
     real_mask_rows,
 )
-from shapepose.shape_pose.geometry import pose_from_position
 from shapepose.shape_pose.model import Architecture, build_model
 from shapepose.shape_pose.table import cdf_curve, cdf_grid, tabulate_shape_pose
+from shapepose.tables import markdown_rows
 
 SHAPE = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7],
          "truck_length": [5.0, 6.5], "truck_height": [2.0, 2.8], "wheel_radius": [0.28, 0.36],
@@ -260,19 +260,23 @@ def test_table_rows_order_and_values(tmp_path):
     assert (baseline["precision"], baseline["coverage"], baseline["chamfer"],
             baseline["accuracy"], baseline["median_error_deg"]) == (1.60, 1.35, 2.95, 0.82, 6.95)
     md = out["out_md"].read_text()
-    lines = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
-    assert lines[1].startswith("| untrained | original | 9.00 | 31.25 | 40.25 | 0.12 | 88.00 | 12 |")
-    assert lines[2].startswith("| original | original | 1.23 | 2.50 | 3.73 | 0.75 | 12.35 | 12 |")
+    lines = markdown_rows(md)
+    assert lines[0] == ["variant", "test set", "precision", "coverage", "Chamfer", "accuracy",
+                        "median error (deg)", "views", "note"]
+    assert lines[1][:8] == ["untrained", "original", "9.00", "31.25", "40.25", "0.12", "88.00", "12"]
+    assert lines[2][:8] == ["original", "original", "1.23", "2.50", "3.73", "0.75", "12.35", "12"]
     assert "seed 002 table 6.2 (quoted; ShapeNet cars, 600k steps)" in md
-    assert "| Experiment 2 | Original | 1.59 | 1.37 | 2.96 | 0.84 | 4.55 |" not in md  # accuracy is 0.83
-    assert "| Experiment 2 | Original | 1.59 | 1.37 | 2.96 | 0.83 | 4.55 |" in md
+    seed_rows = [row[:7] for row in lines if row[0] == "Experiment 2" and row[1] == "Original"]
+    assert seed_rows == [["Experiment 2", "Original", "1.59", "1.37", "2.96", "0.83", "4.55"]]  # not 0.84
     assert md.index("## Shape and pose") < md.index("## seed 002")
     # the real-mask table by hand: original real values 0.1, 0.3, 0.6
     real_md = out["out_real_md"].read_text()
-    assert "| untrained | real | 3 | 0.833 | 0.900 | 0.333 |" in real_md
-    assert "| original | real | 3 | 0.333 | 0.300 | 0.667 |" in real_md
-    assert "| original | synthetic | 1 | 0.200 | 0.200 | 1.000 |" in real_md
-    assert real_md.index("| untrained |") < real_md.index("| original |")
+    assert markdown_rows(real_md) == [
+        ["variant", "images", "n", "mean", "median", "share < 0.5"],
+        ["untrained", "real", "3", "0.833", "0.900", "0.333"],
+        ["untrained", "synthetic", "1", "1.000", "1.000", "0.000"],
+        ["original", "real", "3", "0.333", "0.300", "0.667"],
+        ["original", "synthetic", "1", "0.200", "0.200", "1.000"]]
     assert out["out_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

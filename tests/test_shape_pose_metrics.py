@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
+from shapepose.geometry import average_rotation
 from shapepose.images.rgba import mask_disagreement
 from shapepose.shape_pose.alignment import (
     apply_alignment,
     fit_alignment,
     icp,
-    markley_average,
 )
 from shapepose.shape_pose.metrics import (
     chamfer,
@@ -131,15 +131,15 @@ def test_pose_summary_by_hand():
 
 # ---- alignment -----------------------------------------------------------------------------
 
-def test_markley_average_ignores_signs_and_finds_the_middle():
+def test_average_rotation_ignores_signs_and_finds_the_middle():
     q = axis_angle_quat([0.3, -1, 0.5], 70)
-    mean = markley_average(np.stack([q, -q, q, -q, -q]))
+    mean = average_rotation(np.stack([q, -q, q, -q, -q]))
     assert abs(np.dot(mean, q)) == pytest.approx(1.0, abs=1e-12)
     # two rotations about one axis: the average is the half-way rotation
-    middle = markley_average(np.stack([axis_angle_quat([0, 1, 0], 0), -axis_angle_quat([0, 1, 0], 60)]))
+    middle = average_rotation(np.stack([axis_angle_quat([0, 1, 0], 0), -axis_angle_quat([0, 1, 0], 60)]))
     assert abs(np.dot(middle, axis_angle_quat([0, 1, 0], 30))) == pytest.approx(1.0, abs=1e-12)
     # weights pull it towards the heavier rotation: weight 3:1 on 0 and 60 degrees ...
-    weighted = markley_average(np.stack([IDENTITY, axis_angle_quat([0, 1, 0], 60)]), weights=[3, 1])
+    weighted = average_rotation(np.stack([IDENTITY, axis_angle_quat([0, 1, 0], 60)]), weights=[3, 1])
     # ... is the top eigenvector of [[3 + c^2, c s], [c s, s^2]] in the (w, y) plane, c, s of 30 deg
     c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
     _, vectors = np.linalg.eigh(np.array([[3 + c * c, c * s], [c * s, s * s]]))

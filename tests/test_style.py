@@ -23,7 +23,8 @@ from shapepose.style.losses import (
     LossWeights, alpha_mask, alpha_straight_through, critic_gradient_norms, generator_terms,
     gradient_penalty,
     lsgan_discriminator, lsgan_generator, mean_abs, squared_l1, to_signed, to_uint8)
-from shapepose.style.networks import build_discriminator, build_generator, count_parameters
+from shapepose.style.networks import build_discriminator, build_generator
+from shapepose.training import count_parameters
 from shapepose.style.pool import ImagePool
 from shapepose.style.train import (
     Architecture, CycleGAN, Experiment, alpha_disagreement, generate, train_cyclegan)

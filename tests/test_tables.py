@@ -1,9 +1,65 @@
-"""The collected metric page keeps every table verbatim, in order, and links images relatively."""
+"""The one table writer (CSV + Markdown, atomically) and the collected page of every table."""
 
+import math
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from shapepose.errors import InputError
-from shapepose.tables import collect_tables
+from shapepose.tables import collect_tables, markdown, markdown_rows, write_table
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame({"name": ["a", "b|c", "d"], "value": [0.123456, math.nan, 1234567.0],
+                         "n": pd.array([1, None, 3], dtype="Int64"), "ok": [True, False, True]})
+
+
+def test_write_table_csv_round_trips_through_pandas(tmp_path):
+    table = _frame()
+    write_table(table, tmp_path / "t.csv", tmp_path / "t.md", csv_float_format="%.6g")
+    back = pd.read_csv(tmp_path / "t.csv", dtype={"n": "Int64"})
+    assert list(back.columns) == list(table.columns)
+    assert back["name"].tolist() == table["name"].tolist() and back["ok"].tolist() == table["ok"].tolist()
+    np.testing.assert_allclose(back["value"], [0.123456, math.nan, 1234570.0])  # 6 significant digits
+    assert back["n"].isna().tolist() == [False, True, False]
+    # the CSV bytes are pandas' own to_csv, unchanged
+    assert (tmp_path / "t.csv").read_text() == table.to_csv(index=False, float_format="%.6g")
+
+
+def test_markdown_parses_back_to_the_formatted_cells(tmp_path):
+    write_table(_frame(), tmp_path / "t.csv", tmp_path / "t.md", title="T", intro="Why.",
+                formats={"n": "{:d}"})
+    text = (tmp_path / "t.md").read_text()
+    assert text.startswith("## T\n\nWhy.\n\n| ") and text.endswith("|\n")
+    assert markdown_rows(text) == [["name", "value", "n", "ok"],
+                                   ["a", "0.1235", "1", "True"],
+                                   ["b|c", "", "", "False"],  # missing values are empty cells
+                                   ["d", "1.235e+06", "3", "True"]]
+    assert "b\\|c" in text  # a pipe in a cell is escaped, not a column border
+
+
+def test_markdown_headers_choose_and_order_columns_and_formats_apply_per_column():
+    table = pd.DataFrame({"x": [0.5, 0.05], "label": ["p", "q"], "k": [2.0, 7500.0]})
+    text = markdown(table, headers={"label": "what", "x": "x (m)", "k": "views"}, level=3, title="S",
+                    formats={"k": "{:d}"}, float_format=lambda v: f"{v:.3f}")
+    assert text.splitlines()[0] == "### S"
+    assert markdown_rows(text) == [["what", "x (m)", "views"], ["p", "0.500", "2"], ["q", "0.050", "7500"]]
+    # numeric columns right-aligned (---:), text left (:---)
+    separator = text.splitlines()[3].strip("|").split("|")
+    assert [(c.startswith(":"), c.endswith(":")) for c in separator] == [(True, False), (False, True),
+                                                                        (False, True)]
+
+
+def test_an_empty_table_keeps_its_header():
+    assert markdown_rows(markdown(_frame().iloc[:0])) == [["name", "value", "n", "ok"]]
+
+
+def test_a_table_that_cannot_be_formatted_writes_no_file(tmp_path):
+    bad = pd.DataFrame({"n": ["seven"]})
+    with pytest.raises(ValueError):
+        write_table(bad, tmp_path / "t.csv", tmp_path / "t.md", formats={"n": "{:d}"})
+    assert not list(tmp_path.iterdir())  # neither file, nor a partial one
 
 
 def test_collect_tables_keeps_each_table_in_order(tmp_path):

@@ -14,8 +14,8 @@ import moderngl
 import numpy as np
 
 from shapepose.cars.meshes import Part
-from shapepose.render import (Camera, _create_context, _unpremultiply, release_framebuffer,
-                              vertex_normals)
+from shapepose.render import (Camera, create_context, multisample_framebuffers,
+                              release_framebuffer, unpremultiply, vertex_normals)
 
 MAX_LIGHTS = 4
 
@@ -101,14 +101,10 @@ class SceneRenderer:
 
     def __init__(self, max_width: int, max_height: int, samples: int = 4):
         self.max_width, self.max_height = int(max_width), int(max_height)
-        self._ctx = _create_context()
+        self._ctx = create_context()
         ctx = self._ctx
         size = (self.max_width, self.max_height)
-        samples = min(samples, ctx.max_samples)
-        self._ms_fbo = ctx.framebuffer(
-            color_attachments=[ctx.renderbuffer(size, 4, samples=samples)],
-            depth_attachment=ctx.depth_renderbuffer(size, samples=samples))
-        self._fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)])
+        self._ms_fbo, self._fbo = multisample_framebuffers(ctx, size, samples)
         self._id_fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)],
                                        depth_attachment=ctx.depth_renderbuffer(size))
         self._program = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
@@ -164,7 +160,7 @@ class SceneRenderer:
                     obj.release()
         premultiplied = np.frombuffer(raw, np.uint8).reshape(height, width, 4)[::-1]
         id_rgba = np.frombuffer(raw_ids, np.uint8).reshape(height, width, 4)[::-1].astype(np.int32)
-        return _unpremultiply(premultiplied), id_rgba[..., 0] + 256 * id_rgba[..., 1]
+        return unpremultiply(premultiplied), id_rgba[..., 0] + 256 * id_rgba[..., 1]
 
     def _buffers(self, part: Part) -> tuple[moderngl.VertexArray, moderngl.Buffer, moderngl.Buffer]:
         """A vertex array of one part and the two buffers it reads (released after the frame)."""

@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from shapepose.cars.meshes import CAR, TRUCK, car_parts, merge_parts, sample_car_shape, shapenet_normalize
 from shapepose.cars.scene import SceneRenderer, random_lighting
+from shapepose.geometry import look_at_rotation
+from shapepose.images.dpc import CAMERA_DISTANCE, CAR_CATEGORY, FOCAL_LENGTH, SHAPENET_TO_BLENDER, SPLITS
 from shapepose.images.matfile import save_mat
-from shapepose.images.dpc import (CAMERA_DISTANCE, CAR_CATEGORY, FOCAL_LENGTH, SHAPENET_TO_BLENDER, SPLITS,
-                                  look_at_rotation)
 from shapepose.render import Camera
 from shapepose.sampling.surface import sample_on_faces
 from shapepose.seeding import derive_rng
@@ -50,7 +50,7 @@ def blender_extrinsic(location: np.ndarray) -> np.ndarray:
     """(4, 4) world -> CV camera of a Blender camera at `location` tracking the origin.
 
     A TRACK_TO camera (-Z to the target, Y up, world z up) seen in CV axes is the look-at
-    rotation the reader checks files against (`shapepose.images.dpc.look_at_rotation`; tests
+    rotation the reader checks files against (`shapepose.geometry.look_at_rotation`; tests
     build the same matrix from Blender's Euler angles instead).
     """
     extrinsic = np.eye(4)

@@ -36,6 +36,7 @@ import numpy as np
 import scipy.io
 
 from shapepose.errors import InputError
+from shapepose.geometry import angle_between, look_at_rotation, quaternion_from_matrix
 from shapepose.images.rgba import read_rgba
 
 CAR_CATEGORY = "02958343"  # ShapeNet synset of cars
@@ -141,24 +142,6 @@ def read_dpc(root: str | Path, category: str = CAR_CATEGORY) -> DPCDataset:
     return DPCDataset(root, category)
 
 
-def look_at_rotation(position: np.ndarray) -> np.ndarray:
-    """(3, 3) Blender world -> CV camera rotation of a camera at `position` looking at the origin.
-
-    Rows: right, down, forward, with forward = -position / |position| and right horizontal
-    (Blender's TRACK_TO constraint with world z up). Undefined straight above or below the origin.
-    """
-    position = np.asarray(position, dtype=np.float64).reshape(3)
-    distance = np.linalg.norm(position)
-    if distance == 0:
-        raise ValueError("camera at the origin has no viewing direction")
-    forward = -position / distance
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    if np.linalg.norm(right) < 1e-9:
-        raise ValueError(f"camera at {position.tolist()} looks straight along the up axis")
-    right /= np.linalg.norm(right)
-    return np.stack([right, np.cross(forward, right), forward])
-
-
 def camera_pose(position: np.ndarray) -> np.ndarray:
     """(3, 3) ShapeNet -> CV camera rotation for a DPC camera at Blender position `position`.
 
@@ -168,17 +151,26 @@ def camera_pose(position: np.ndarray) -> np.ndarray:
     return look_at_rotation(position) @ SHAPENET_TO_BLENDER
 
 
+def pose_from_position(position: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
+    """A camera file's `pos` -> (4,) quaternion (w, x, y, z; w >= 0) of the ShapeNet -> camera rotation.
+
+    The pose every stage takes as the truth, as DPC's evaluation does (see the module docstring).
+    Raises ValueError when the camera is not DPC's (not at CAMERA_DISTANCE from the origin),
+    because the projection assumes exactly that distance.
+    """
+    position = np.asarray(position, dtype=np.float64).reshape(3)
+    distance = float(np.linalg.norm(position))
+    if not abs(distance - CAMERA_DISTANCE) <= rtol * CAMERA_DISTANCE:
+        raise ValueError(f"camera at distance {distance:.4f} from the origin, not {CAMERA_DISTANCE}: "
+                         f"DPC cameras look at the origin from distance 2")
+    return quaternion_from_matrix(camera_pose(position))
+
+
 def shapenet_camera(extrinsic: np.ndarray) -> np.ndarray:
     """A file's Blender extrinsic -> (4, 4) ShapeNet world -> CV camera (x right, y down, z forward)."""
     to_blender = np.eye(4)
     to_blender[:3, :3] = SHAPENET_TO_BLENDER
     return np.asarray(extrinsic, dtype=np.float64) @ to_blender
-
-
-def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """Angle in degrees of the rotation a^T b between two (3, 3) rotations."""
-    cosine = (np.trace(np.asarray(a).T @ np.asarray(b)) - 1.0) / 2.0
-    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
 def check_camera(extrinsic: np.ndarray, position: np.ndarray,
@@ -201,7 +193,7 @@ def check_camera(extrinsic: np.ndarray, position: np.ndarray,
         expected = look_at_rotation(position)
     except ValueError as exc:
         return str(exc)
-    angle = rotation_angle_deg(expected, R)
+    angle = float(np.degrees(angle_between(quaternion_from_matrix(expected), quaternion_from_matrix(R))))
     if angle > tolerance_deg:
         return (f"extrinsic and pos disagree: the extrinsic's rotation is {angle:.2f} degrees from "
                 f"the camera at pos looking at the origin with z up (x right, y down, z forward); "

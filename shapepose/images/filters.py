@@ -47,7 +47,8 @@ from shapepose.errors import InputError
 from shapepose.images.instances import (CATEGORY_NAMES, ImageInstances, Instance,
                                         read_instances)
 from shapepose.images.rgba import colour_correct, read_photo
-from shapepose.io import atomic_dir, atomic_file
+from shapepose.io import atomic_dir
+from shapepose.tables import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -291,11 +292,10 @@ def filter_segments(instances: str | Path, photos_root: str | Path, accepted: st
                     rgba = cutout(photo, entry.instances[decision.index].mask)
                     Image.fromarray(rgba, "RGBA").save(out / decision.cutout)
             decisions.extend(rows)
-        with atomic_file(decisions_csv) as tmp:
-            table = pd.DataFrame([d.row() for d in decisions], columns=DECISION_COLUMNS)
-            # whole numbers stay whole in a column that photo-level rows leave empty
-            table = table.astype({"category_id": "Int64", "mask_pixels": "Int64", "components": "Int64"})
-            table.to_csv(tmp, index=False)
+        table = pd.DataFrame([d.row() for d in decisions], columns=DECISION_COLUMNS)
+        # whole numbers stay whole in a column that photo-level rows leave empty
+        table = table.astype({"category_id": "Int64", "mask_pixels": "Int64", "components": "Int64"})
+        write_csv(table, decisions_csv)
     counts = stage_counts(decisions)
     log.info("photos %(photos)d (unreadable %(photos_unreadable)d, without detections "
              "%(photos_without_detections)d), instances %(instances)d, after 3.1 %(after_3.1)d, "

@@ -41,6 +41,7 @@ from shapepose.errors import InputError
 from shapepose.images.rgba import read_rgba, resize_rgba
 from shapepose.io import atomic_dir, atomic_file
 from shapepose.seeding import derive_rng
+from shapepose.tables import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,7 @@ def fit_frame_ratio(dataset, summary: str | Path, table: str | Path, split: str 
               "n_models": int(ratios["model"].nunique())}
     log.info("synthetic %s: %d views, ratio mean %.4f std %.4f, size %d", split, len(ratios),
              mean, std, size)
-    with atomic_file(table) as tmp:
-        ratios.to_csv(tmp, index=False)
+    write_csv(ratios, table)
     with atomic_file(summary) as tmp:
         tmp.write_text(json.dumps(fitted, indent=2) + "\n")
     return fitted
@@ -184,8 +184,7 @@ def normalize_segments(cutouts: str | Path, fitted: str | Path, train_dir: str |
             rows.append({"cutout": path.name, "split": split[path.name], **row})
         table = pd.DataFrame(rows, columns=["cutout", "split", "before", "square", "target", "padded",
                                             "after", "pad", "clamped", "side"])
-        with atomic_file(ratios_csv) as tmp:
-            table.to_csv(tmp, index=False)
+        write_csv(table, ratios_csv)
     if len(table):
         before = table["before"][np.isfinite(table["before"])]  # a box-filling mask has no background
         log.info("%d cut-outs (%d train); ratio before %.3f +- %.3f (%d infinite), after %.3f +- "

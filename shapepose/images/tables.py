@@ -1,6 +1,7 @@
 """Tables and the plot of the image branch's preparation: filter counts, frame ratios, mask quality.
 
-Each table is a pandas DataFrame written as CSV (for machines) and Markdown (for the report).
+Each table is a pandas DataFrame written as CSV (for machines) and Markdown (for the report) by
+`shapepose.tables.write_table`; numbers show 4 significant digits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 from shapepose.images.filters import NO_DETECTIONS, REASONS, STAGE_OF, UNREADABLE
 from shapepose.images.instances import CAR, TRUCK, ImageInstances
 from shapepose.io import atomic_file
+from shapepose.tables import markdown, write_csv, write_markdown, write_table
 
 # The thesis's numbers (seed 002 sections 3.1.1 and 3.3), shown beside ours.
 THESIS_FUNNEL = {"photos": 16185, "after 3.1 filters": 17398, "after 3.2 filters": 14092}
@@ -196,31 +198,6 @@ def _share(k: int, n: int) -> float:
     return k / n if n else math.nan
 
 
-def write_table(table: pd.DataFrame, csv: str | Path, markdown: str | Path, title: str = "") -> None:
-    """CSV and Markdown of one table, both written atomically."""
-    with atomic_file(csv) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_file(markdown) as tmp:
-        tmp.write_text(to_markdown(table, title))
-
-
-def to_markdown(table: pd.DataFrame, title: str = "") -> str:
-    """A GitHub Markdown table (pandas' to_markdown needs `tabulate`, which we do not depend on)."""
-    def cell(v):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-            return ""
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v)
-
-    lines = [f"## {title}", ""] if title else []
-    lines.append("| " + " | ".join(map(str, table.columns)) + " |")
-    lines.append("|" + "|".join(" --- " for _ in table.columns) + "|")
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def tabulate_segments(decisions_csv: str | Path, synthetic_csv: str | Path, ratios_csv: str | Path,
                       out: dict[str, str | Path], instances: str | Path | None = None,
                       truth: str | Path | None = None) -> dict[str, pd.DataFrame]:
@@ -234,18 +211,16 @@ def tabulate_segments(decisions_csv: str | Path, synthetic_csv: str | Path, rati
 
     decisions = pd.read_csv(decisions_csv, dtype={"image": str, "reasons": str})
     funnel, rejections = filter_funnel(decisions), filter_rejections(decisions)
-    with atomic_file(out["funnel_csv"]) as tmp:
-        funnel.to_csv(tmp, index=False)
-    with atomic_file(out["filters_csv"]) as tmp:
-        rejections.to_csv(tmp, index=False)
-    with atomic_file(out["filters_md"]) as tmp:
-        tmp.write_text(to_markdown(funnel, "Segmentations through the filters (seed 002, 3.1.1 and 3.3)")
-                       + "\n" + to_markdown(rejections, "Instances rejected by each filter"))
+    write_csv(funnel, out["funnel_csv"])
+    write_csv(rejections, out["filters_csv"])
+    write_markdown(out["filters_md"],
+                   markdown(funnel, title="Segmentations through the filters (seed 002, 3.1.1 and 3.3)"),
+                   markdown(rejections, title="Instances rejected by each filter"))
     synthetic = pd.read_csv(synthetic_csv)["ratio"].to_numpy()
     ratios = pd.read_csv(ratios_csv)
     summary = ratio_summary(synthetic, ratios["before"].to_numpy(), ratios["after"].to_numpy(),
                             ratios["padded"].to_numpy())
-    write_table(summary, out["ratio_csv"], out["ratio_md"], "Car-to-frame ratios (seed 002, 3.2.1)")
+    write_table(summary, out["ratio_csv"], out["ratio_md"], title="Car-to-frame ratios (seed 002, 3.2.1)")
     plot_ratios(synthetic, ratios["before"].to_numpy(), ratios["after"].to_numpy(), out["ratio_png"])
     tables = {"funnel": funnel, "filters": rejections, "ratios": summary}
     if truth is not None:
@@ -258,6 +233,6 @@ def tabulate_segments(decisions_csv: str | Path, synthetic_csv: str | Path, rati
         quality = pd.DataFrame([("ground truth", "none: these photos have no true masks")],
                                columns=["metric", "value"])
     write_table(quality, out["quality_csv"], out["quality_md"],
-                "Segmentation and filters against the true masks (demo photos)")
+                title="Segmentation and filters against the true masks (demo photos)")
     tables["quality"] = quality
     return tables

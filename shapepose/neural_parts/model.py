@@ -26,6 +26,7 @@ import torchvision
 from torch import nn
 
 from shapepose.errors import InputError
+from shapepose.geometry import quaternion_to_matrix
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +137,6 @@ def _mlp2(condition_dim: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(condition_dim, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit quaternions (..., 4) as (w, x, y, z) -> rotation matrices (..., 3, 3)."""
-    w, x, y, z = q.unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]
-    return torch.stack(rows, dim=-1).reshape(q.shape[:-1] + (3, 3))
-
-
 def q_identity(like: torch.Tensor) -> torch.Tensor:
     """The identity rotation (w, x, y, z) = (1, 0, 0, 0) with the dtype and device of `like`."""
     return torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=like.dtype, device=like.device)
@@ -174,7 +164,7 @@ class ConditionalINN(nn.Module):
     def rotation(self, condition: torch.Tensor) -> torch.Tensor:
         """Rotation matrices (B, M, 3, 3); the identity quaternion is added so that q starts near it."""
         q = self.rotation_net(condition) + q_identity(condition)
-        return quaternion_to_matrix(q / q.norm(dim=-1, keepdim=True).clamp_min(1e-8))
+        return quaternion_to_matrix(q)  # normalized there, eps 1e-8
 
     def translation(self, condition: torch.Tensor) -> torch.Tensor:
         """(B, M, 3)."""

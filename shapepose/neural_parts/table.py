@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from shapepose.io import atomic_file
+from shapepose.tables import write_table
 
 # Seed 003 "Experimental result": first its own reproduction, then "the result of original paper".
 SEED_REPRODUCTION = {
@@ -52,31 +52,23 @@ def neural_parts_table(evaluations: list[dict], dataset: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "source", "note", *counts])
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub Markdown table; numbers to 3 decimals (4 below 0.1), empty where missing."""
-    def cell(value) -> str:
-        if isinstance(value, float):
-            if math.isnan(value):
-                return ""
-            return f"{value:.4f}" if abs(value) < 0.1 else f"{value:.3f}"
-        return str(value)
+def number(value: float) -> str:
+    """A Markdown cell: 3 decimals, 4 below 0.1 (Chamfer-L1 in metres is small)."""
+    return f"{value:.4f}" if abs(value) < 0.1 else f"{value:.3f}"
 
-    header = ["metric", "source", *[f"{c} primitives" if isinstance(c, int) else str(c)
-                                    for c in table.columns[3:]], "note"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        values = [row["metric"], row["source"], *[row[c] for c in table.columns[3:]], row["note"]]
-        lines.append("| " + " | ".join(cell(v) for v in values) + " |")
-    return "\n".join(lines) + "\n"
+
+def markdown_headers(table: pd.DataFrame) -> dict:
+    """Column -> Markdown header: metric, source, "<n> primitives" per count, then the note."""
+    counts = table.columns[3:]
+    return {"metric": "metric", "source": "source",
+            **{c: f"{c} primitives" if isinstance(c, int) else str(c) for c in counts}, "note": "note"}
 
 
 def tabulate_neural_parts(evaluation_files: list[str], csv_out: str, md_out: str, dataset: str) -> pd.DataFrame:
     """Read every eval.json and write the table as CSV and Markdown."""
     evaluations = [json.loads(open(path).read()) for path in evaluation_files]
     table = neural_parts_table(evaluations, dataset)
-    with atomic_file(csv_out) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    title = f"Neural Parts on {dataset} (seed 003): IoU and Chamfer-L1 per number of primitives\n\n"
-    with atomic_file(md_out) as tmp:
-        tmp.write_text(title + to_markdown(table))
+    write_table(table, csv_out, md_out, csv_float_format="%.6g", headers=markdown_headers(table),
+                float_format=number,
+                intro=f"Neural Parts on {dataset} (seed 003): IoU and Chamfer-L1 per number of primitives")
     return table

@@ -103,9 +103,5 @@ def build_model(arch: dict, **kwargs) -> MaskRCNN:
     return build_coco_model(arch["name"], **kwargs)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 __all__ = ["COCO_ARCHS", "COCO_IDS", "DETECTION_NMS_THRESHOLD", "NUM_COCO_CLASSES", "build_coco_model", "build_demo_model",
-           "build_model", "count_parameters", "default_demo_arch"]
+           "build_model", "default_demo_arch"]

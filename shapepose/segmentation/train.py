@@ -23,8 +23,8 @@ from shapepose.images.rgba import read_photo
 from shapepose.images.scoring import score_images
 from shapepose.seeding import derive_rng
 from shapepose.segmentation.backends import TorchvisionSegmenter
-from shapepose.segmentation.model import build_demo_model, count_parameters
-from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
+from shapepose.segmentation.model import build_demo_model
+from shapepose.training import TrainConfig, Trainer, count_parameters, pick_device, seed_everything
 from shapepose.training.batches import epoch_walk, step_rng
 from shapepose.training.fingerprint import data_fingerprint
 

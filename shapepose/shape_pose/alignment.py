@@ -8,7 +8,8 @@ validation views (compute_alignment.py); in our conventions:
   predicted cloud onto the ground-truth one;
 - point-to-point ICP of the predicted cloud onto the ground truth refines A0 and gives an RMSE;
 - each model keeps its `views_per_model` lowest-RMSE views, the `models` models with the lowest
-  mean RMSE are kept, and their rotations are averaged with Markley's method.
+  mean RMSE are kept, and their rotations are averaged with Markley's method
+  (`shapepose.geometry.average_rotation`).
 
 Two additions make it work when the predicted poses are still poor (a short demo run): ICP also
 starts from the 24 rotations of the cube (`starts`), and a view keeps whichever start ends with
@@ -27,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from shapepose.shape_pose.geometry import angle_between, from_matrix, matrix_np
+from shapepose.geometry import (angle_between, average_rotation, matrix_from_quaternion,
+                                quaternion_from_matrix)
 
 
 def cube_rotations() -> np.ndarray:
@@ -82,22 +84,6 @@ def icp(src: np.ndarray, dst: np.ndarray, init_R: np.ndarray, threshold: float,
     return R, rmse
 
 
-def markley_average(quats: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """(4,) average rotation of (n, 4) quaternions (Markley et al. 2007), w >= 0.
-
-    The eigenvector of sum w_i q_i q_i^T with the largest eigenvalue: q_i q_i^T is the same for
-    q and -q, so the average does not depend on the signs of the inputs.
-    """
-    q = np.asarray(quats, dtype=np.float64).reshape(-1, 4)
-    if len(q) == 0:
-        raise ValueError("average of no rotations")
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    w = np.ones(len(q)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    values, vectors = np.linalg.eigh((q * w[:, None]).T @ q)
-    mean = vectors[:, np.argmax(values)]
-    return mean if mean[0] >= 0 else -mean
-
-
 def fit_alignment(pred_points: list[np.ndarray], pred_quats: np.ndarray,
                   gt_points: list[np.ndarray], gt_quats: np.ndarray, model_index: np.ndarray, *,
                   models: int, views_per_model: int, icp_threshold: float,
@@ -119,7 +105,7 @@ def fit_alignment(pred_points: list[np.ndarray], pred_quats: np.ndarray,
     if not (n == len(pred_quats) == len(gt_quats) == len(model_index)) or n == 0:
         raise ValueError(f"alignment needs as many clouds, poses and model indices, got {n}, "
                          f"{len(pred_quats)}, {len(gt_quats)}, {len(model_index)}")
-    R_pred, R_gt = matrix_np(pred_quats), matrix_np(gt_quats)
+    R_pred, R_gt = matrix_from_quaternion(pred_quats), matrix_from_quaternion(gt_quats)
     extra = cube_rotations() if starts else np.empty((0, 3, 3))
     rotations = np.empty((n, 4))
     rmse = np.empty(n)
@@ -135,7 +121,7 @@ def fit_alignment(pred_points: list[np.ndarray], pred_quats: np.ndarray,
         else:
             init, pose_won = inits[0], pose_won + 1
         R, rmse[i] = icp(src, dst, init, icp_threshold, icp_iterations)
-        rotations[i] = from_matrix(R)
+        rotations[i] = quaternion_from_matrix(R)
     # per model, its best views; then the best models by their mean (DPC's two filters)
     candidates = []
     for m in np.unique(model_index):
@@ -154,7 +140,7 @@ def fit_alignment(pred_points: list[np.ndarray], pred_quats: np.ndarray,
     sizes = near.sum(axis=1)
     centre = min(range(len(kept)), key=lambda j: (-sizes[j], rmse[kept[j]]))
     used = kept[near[centre]]
-    A = markley_average(rotations[used])
+    A = average_rotation(rotations[used])
     info = {"rmse": float(rmse[used].mean()), "views": sorted(int(i) for i in used),
             "view_rmse": rmse.tolist(), "n_candidates": n, "n_kept": len(kept),
             "pose_start_won": pose_won / n}
@@ -168,7 +154,7 @@ def apply_alignment(A_quat: np.ndarray, points: np.ndarray,
     The poses become R_pred A^T, so R_aligned (A p) = R_pred p: the camera sees the same image.
     Returned quaternions have w >= 0.
     """
-    A = matrix_np(A_quat)
+    A = matrix_from_quaternion(A_quat)
     aligned_points = np.asarray(points, dtype=np.float64) @ A.T
-    aligned_R = matrix_np(pred_quats) @ A.T
-    return aligned_points.astype(np.asarray(points).dtype), from_matrix(aligned_R)
+    aligned_R = matrix_from_quaternion(pred_quats) @ A.T
+    return aligned_points.astype(np.asarray(points).dtype), quaternion_from_matrix(aligned_R)

@@ -21,9 +21,8 @@ import torch
 from PIL import Image
 
 from shapepose.errors import InputError
-from shapepose.images.dpc import read_dpc
+from shapepose.images.dpc import pose_from_position, read_dpc
 from shapepose.images.rgba import resize_rgba
-from shapepose.shape_pose.geometry import pose_from_position
 from shapepose.training.batches import epoch_walk, step_rng
 
 

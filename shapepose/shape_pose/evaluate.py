@@ -38,6 +38,7 @@ from shapepose.shape_pose.data import ViewSet, cutout_paths, prepare_view
 from shapepose.shape_pose.metrics import chamfer, pose_errors_deg, pose_summary
 from shapepose.shape_pose.sharp import sharp_mask
 from shapepose.shape_pose.train import load_model
+from shapepose.tables import write_csv
 from shapepose.training.device import pick_device
 from shapepose.training.export import load_exported
 
@@ -204,8 +205,7 @@ def eval_shape_pose(*, model: str, untrained: bool, align_data: str, test_data: 
                                   evaluation=evaluation, device=device)
     summary = {"variant": variant, "test_set": test_set, **summary, **_training_note(meta, untrained),
                "eval_seed": int(seed)}
-    with atomic_file(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.8g")
+    write_csv(table, out_csv, float_format="%.8g")
     with atomic_file(out_json) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     log.info("%s on %s: precision %.3f, coverage %.3f, Chamfer %.3f (x100); accuracy %.3f, median "
@@ -272,8 +272,7 @@ def eval_real_masks(*, model: str, untrained: bool, cutouts: str, synthetic: str
     net, _ = load_net(model, untrained, device)
     table = real_mask_rows(net, image_size=net.arch.image_size, cutouts=cutouts, synthetic=synthetic,
                            evaluation=evaluation, device=device)
-    with atomic_file(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.8g")
+    write_csv(table, out_csv, float_format="%.8g")
     for kind, group in table.groupby("set", sort=False):
         log.info("%s%s: %s: mean disagreement %.3f, median %.3f over %d images", variant,
                  " (untrained)" if untrained else "", kind, group["disagreement"].mean(),

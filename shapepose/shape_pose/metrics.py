@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from shapepose.shape_pose.geometry import angle_between
+from shapepose.geometry import angle_between
 
 
 def nearest_distances(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from shapepose.config import section
+from shapepose.geometry import normalize
 from shapepose.seeding import derive_seed
-from shapepose.shape_pose.geometry import normalize
 
 SLOPE = 0.2  # every leaky ReLU of the network (seed 002 section 5.1)
 OUTPUT_INIT_STD = 0.025  # DPC's pc_decoder_init_stddev

@@ -3,7 +3,7 @@
 The thesis rendered each predicted cloud from its predicted pose with DPC's Blender point
 renderer (a small sphere per point) and compared the result with the real segmentation by XOR.
 Here every point is a sphere of world radius `radius`, drawn as the filled disk of pixel radius
-S f radius / z around its pinhole projection (DPC camera: shapepose.shape_pose.geometry), which
+S f radius / z around its pinhole projection (DPC camera: shapepose.images.dpc), which
 is that sphere's image up to the small perspective stretch of spheres off the optical axis.
 The disagreement itself is `shapepose.images.rgba.mask_disagreement(..., relative_to="reference")`.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from shapepose.images.dpc import CAMERA_DISTANCE, FOCAL_LENGTH
-from shapepose.shape_pose.geometry import matrix_np
+from shapepose.geometry import matrix_from_quaternion
 
 # Points closer to the camera plane than this (in camera z) are not drawn: their disks would
 # cover the whole image, and points behind the camera are not seen at all.
@@ -22,7 +22,7 @@ NEAR = 1e-3
 
 def project(points: np.ndarray, quat: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Points (N, 3) seen from pose quat (4,): (pixel (column, row) (N, 2), camera depth z (N,))."""
-    cam = np.asarray(points, dtype=np.float64).reshape(-1, 3) @ matrix_np(quat).T
+    cam = np.asarray(points, dtype=np.float64).reshape(-1, 3) @ matrix_from_quaternion(quat).T
     cam[:, 2] += CAMERA_DISTANCE
     z = cam[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -9,7 +9,6 @@ smoothed with a Gaussian kernel density estimate as in the thesis.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from scipy.stats import gaussian_kde
 
 from shapepose.errors import InputError
 from shapepose.io import atomic_file
+from shapepose.tables import markdown, write_csv, write_markdown
 
 UNTRAINED = "untrained"
 SEED_NOTE = "7500 test views (1500 models)"
@@ -82,20 +82,10 @@ def shape_pose_table(summaries: list[dict], variants: list[str]) -> pd.DataFrame
     return pd.concat([pd.DataFrame(rows, columns=COLUMNS), seed[COLUMNS]], ignore_index=True)
 
 
-def markdown_table(table: pd.DataFrame, columns: dict[str, tuple[str, str | None]]) -> str:
-    """A GitHub pipe table of the given columns (pandas' to_markdown needs `tabulate`, not a dependency)."""
-    def cell(value, fmt):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if fmt is None:
-            return str(value)
-        return fmt.format(int(value) if fmt == "{:d}" else float(value))
-
-    lines = ["| " + " | ".join(header for header, _ in columns.values()) + " |",
-             "|" + "|".join(" --- " for _ in columns) + "|"]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(cell(row[key], fmt) for key, (_, fmt) in columns.items()) + " |")
-    return "\n".join(lines) + "\n"
+def markdown_table(table: pd.DataFrame, columns: dict[str, tuple[str, str | None]], **options) -> str:
+    """A pipe table of the given columns: key -> (header, cell format or None for str)."""
+    return markdown(table, headers={k: header for k, (header, _) in columns.items()},
+                    formats={k: fmt for k, (_, fmt) in columns.items() if fmt is not None}, **options)
 
 
 def table_markdown(table: pd.DataFrame, dataset: str, threshold: float | None) -> str:
@@ -108,9 +98,10 @@ def table_markdown(table: pd.DataFrame, dataset: str, threshold: float | None) -
              f"the synthetic test split, original or stylized by that experiment.\n")
     ours = table[table["source"] == "ours"]
     seed = table[table["source"] == "seed 002"]
-    return (f"## Shape and pose on {dataset} (seed 002 table 6.2): ours\n\n{intro}\n"
-            + markdown_table(ours, MD_COLUMNS) + f"\n## {SEED_TITLE}\n\n"
-            + markdown_table(seed, {k: v for k, v in MD_COLUMNS.items() if k != "n_views"}))
+    return "\n".join([
+        markdown_table(ours, MD_COLUMNS, title=f"Shape and pose on {dataset} (seed 002 table 6.2): ours",
+                       intro=intro),
+        markdown_table(seed, {k: v for k, v in MD_COLUMNS.items() if k != "n_views"}, title=SEED_TITLE)])
 
 
 # ---- real masks (figures 6.5 and 7.1) ----------------------------------------------------------
@@ -215,18 +206,16 @@ def tabulate_shape_pose(*, summaries: list[str], real_masks: list[str], variants
     """
     loaded = [_read_summary(path) for path in summaries]
     table = shape_pose_table(loaded, list(variants))
-    with atomic_file(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(table, out_csv, float_format="%.6g")
     thresholds = {s.get("accuracy_threshold_deg") for s in loaded} - {None}
-    with atomic_file(out_md) as tmp:
-        tmp.write_text(table_markdown(table, dataset, thresholds.pop() if len(thresholds) == 1 else None))
+    write_markdown(out_md, table_markdown(table, dataset, thresholds.pop() if len(thresholds) == 1 else None))
     rows = read_real_masks(list(real_masks), list(variants))
     plot_real_masks(rows, list(variants), out_plot, kde_points)
     summary = real_mask_summary(rows, list(variants))
-    with atomic_file(out_real_md) as tmp:
-        tmp.write_text(f"## Mask disagreement on {dataset} (seed 002 section 6.3, figures 6.5 / 7.1)\n\n"
-                       "Per image, |predicted XOR real| / |real|: the predicted cloud drawn as "
-                       "spheres from the predicted pose against the image's mask; real = the "
-                       "held-out real cut-outs, synthetic = every synthetic test view.\n\n"
-                       + markdown_table(summary, REAL_MD_COLUMNS))
+    write_markdown(out_real_md, markdown_table(
+        summary, REAL_MD_COLUMNS,
+        title=f"Mask disagreement on {dataset} (seed 002 section 6.3, figures 6.5 / 7.1)",
+        intro="Per image, |predicted XOR real| / |real|: the predicted cloud drawn as spheres from the "
+              "predicted pose against the image's mask; real = the held-out real cut-outs, "
+              "synthetic = every synthetic test view."))
     return table

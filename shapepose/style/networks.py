@@ -115,7 +115,3 @@ def build_discriminator(ndf: int, spectral_norm: bool) -> PatchDiscriminator:
         net.apply_spectral_norm()
         net.spectral_norm = True
     return net
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

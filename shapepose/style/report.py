@@ -27,6 +27,7 @@ from shapepose.seeding import derive_rng
 from shapepose.style.data import Domain, ImageRef, cutout_refs, synthetic_refs
 from shapepose.style.losses import to_uint8
 from shapepose.style.train import generate, load_generators
+from shapepose.tables import markdown, write_csv, write_markdown
 from shapepose.training import load_exported, pick_device
 
 log = logging.getLogger(__name__)
@@ -211,23 +212,22 @@ def report_table(experiment: str, losses: pd.DataFrame, facts: list[tuple[str, o
     return table
 
 
-def to_markdown(table: pd.DataFrame, experiment: str, window: int) -> str:
+def report_markdown(table: pd.DataFrame, experiment: str, window: int) -> str:
     """The table as Markdown under a `## ` heading naming the experiment, one sub-table per section."""
     def rows(section: str) -> pd.DataFrame:
         return table[table["section"] == section]
 
-    losses = rows("loss")
-    lines = [f"## Style transfer, experiment {experiment}", "",
-             f"Final = mean over the last {window} recorded steps; oscillation = their standard "
-             "deviation (population).", "",
-             "| loss term | final | oscillation (std) | steps in window |", "|---|---|---|---|"]
-    lines += [f"| {r.name} | {r.value} | {r.oscillation} | {r.n} |" for r in losses.itertuples()]
+    blocks = [markdown(rows("loss"), title=f"Style transfer, experiment {experiment}",
+                       intro=f"Final = mean over the last {window} recorded steps; oscillation = "
+                             "their standard deviation (population).",
+                       headers={"name": "loss term", "value": "final", "oscillation": "oscillation (std)",
+                                "n": "steps in window"})]
     for section, title in (("training", "Training"),
                            ("alpha disagreement (test)", "Alpha disagreement, synthetic test split"),
                            ("setting", "Settings (loss weights and stabilizers)")):
-        lines += ["", f"### {title}", "", "| quantity | value |", "|---|---|"]
-        lines += [f"| {r.name} | {r.value} |" for r in rows(section).itertuples()]
-    return "\n".join(lines) + "\n"
+        blocks.append(markdown(rows(section), title=title, level=3,
+                               headers={"name": "quantity", "value": "value"}))
+    return "\n".join(blocks)
 
 
 # ----------------------------------------------------------------------------- the curves
@@ -432,10 +432,8 @@ def report_style_transfer(*, model: str, losses: str, alpha: str, synthetic: str
     image_size = int(extra["architecture"]["image_size"])
     grid, shown_x, shown_y = sample_grid(G, F, synthetic_test, real, image_size, n_samples, seed,
                                          experiment, device)
-    with atomic_file(table_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_file(table_md) as tmp:
-        tmp.write_text(to_markdown(table, experiment, window))
+    write_csv(table, table_csv)
+    write_markdown(table_md, report_markdown(table, experiment, window))
     plot_curves(history, curves_png, experiment, window)
     with atomic_file(grid_png) as tmp:
         grid.save(tmp, format="PNG")

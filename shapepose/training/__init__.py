@@ -14,7 +14,8 @@ from shapepose.training.checkpoint import TrainingError, fingerprint_hash
 from shapepose.training.device import pick_device
 from shapepose.training.export import load_exported
 from shapepose.training.loop import SIGTERM_EXIT_STATUS, FitResult, TrainConfig, Trainer
+from shapepose.training.parameters import count_parameters
 from shapepose.training.rng import seed_everything
 
 __all__ = ["Trainer", "TrainConfig", "FitResult", "TrainingError", "pick_device", "load_exported",
-           "seed_everything", "fingerprint_hash", "SIGTERM_EXIT_STATUS"]
+           "seed_everything", "fingerprint_hash", "SIGTERM_EXIT_STATUS", "count_parameters"]

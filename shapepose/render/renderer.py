@@ -8,7 +8,6 @@ Lambert shading that keeps limbs in front of the torso distinguishable.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import moderngl
@@ -18,7 +17,8 @@ from tqdm import tqdm
 
 from shapepose.io import atomic_dir
 from shapepose.meshes import list_frames, load_frame
-
+from shapepose.render.camera import Camera
+from shapepose.render.context import create_context, multisample_framebuffers, release_framebuffer
 
 _VERTEX_SHADER = """
 #version 330
@@ -65,103 +65,6 @@ void main() {
 }
 """
 
-_EGL_HELP = (
-    "could not create a headless OpenGL 3.3 context through EGL ({err}). Install an EGL driver, "
-    "e.g. on Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 libgl1 (Mesa llvmpipe, no GPU "
-    "needed), or the EGL libraries of your GPU driver."
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Camera:
-    """A pinhole camera orbiting a fixed world point; world units are metres, +y is up.
-
-    The eye sits at `target + distance * (cos(el) sin(az), sin(el), cos(el) cos(az))`: azimuth 0
-    looks from +z toward the target (then +x is to the right in the image), positive azimuth
-    moves the eye toward +x, and positive elevation raises it above the target. The camera's up
-    vector is the world +y projected onto the image plane, so vertical lines stay vertical in the
-    centre column.
-
-    The defaults frame a person standing at the origin: the target is pelvis height, and with a
-    45 degree vertical field of view a 1.9 m person spans about 65 % of the image height (rows
-    ~33-179 of 224), leaving room above the head for a 0.3 m hop.
-    """
-
-    target: tuple[float, float, float] = (0.0, 0.9, 0.0)
-    azimuth: float = 45.0  # degrees
-    elevation: float = 30.0  # degrees
-    distance: float = 3.5  # metres from eye to target
-    fov_y: float = 45.0  # vertical field of view, degrees
-    near: float = 0.1  # clip planes, metres
-    far: float = 100.0
-
-    def __post_init__(self) -> None:
-        # Config files give lists; a tuple keeps the dataclass hashable and immutable.
-        object.__setattr__(self, "target", tuple(float(t) for t in self.target))
-        if len(self.target) != 3:
-            raise ValueError(f"camera target must have 3 coordinates, got {self.target}")
-        if not self.distance > 0:
-            raise ValueError(f"camera distance must be positive, got {self.distance}")
-        if not 0 < self.fov_y < 180:
-            raise ValueError(f"camera fov_y must be in (0, 180) degrees, got {self.fov_y}")
-        if not -90 < self.elevation < 90:
-            # At +-90 the view direction is parallel to world up and the image roll is undefined.
-            raise ValueError(f"camera elevation must be in (-90, 90) degrees, got {self.elevation}")
-        if not 0 < self.near < self.far:
-            raise ValueError(f"camera needs 0 < near < far, got near={self.near}, far={self.far}")
-
-    @property
-    def eye(self) -> np.ndarray:
-        """Camera position in the world: (3,) float64."""
-        az, el = np.radians(self.azimuth), np.radians(self.elevation)
-        offset = np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])
-        return np.asarray(self.target) + self.distance * offset
-
-    def view_matrix(self) -> np.ndarray:
-        """World -> camera transform, (4, 4) float64; the camera looks down -z, +y up (OpenGL)."""
-        eye = self.eye
-        forward = (np.asarray(self.target) - eye) / self.distance
-        right = np.cross(forward, [0.0, 1.0, 0.0])
-        right /= np.linalg.norm(right)
-        up = np.cross(right, forward)
-        view = np.eye(4)
-        view[0, :3], view[1, :3], view[2, :3] = right, up, -forward
-        view[:3, 3] = -view[:3, :3] @ eye
-        return view
-
-    def projection_matrix(self, aspect: float = 1.0) -> np.ndarray:
-        """Camera -> clip space, (4, 4) float64, OpenGL convention; `aspect` is width / height."""
-        f = 1.0 / np.tan(np.radians(self.fov_y) / 2)
-        n, fa = self.near, self.far
-        proj = np.zeros((4, 4))
-        proj[0, 0] = f / aspect
-        proj[1, 1] = f
-        proj[2, 2] = (fa + n) / (n - fa)
-        proj[2, 3] = 2 * fa * n / (n - fa)
-        proj[3, 2] = -1.0
-        return proj
-
-    def focal_px(self, height: int) -> float:
-        """Focal length in pixels for an image `height` pixels tall (pixels are square)."""
-        return (height / 2) / np.tan(np.radians(self.fov_y) / 2)
-
-    def project(self, points: np.ndarray, width: int, height: int) -> np.ndarray:
-        """World points (N, 3) -> pixel coordinates (N, 2) float64 as (column, row).
-
-        Rows grow downward, as in the rendered arrays. The centre of the top-left pixel is (0, 0),
-        so the image centre is ((width - 1) / 2, (height - 1) / 2). Points behind the camera give
-        meaningless coordinates; callers keep them in front.
-        """
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        view = self.view_matrix()
-        cam = points @ view[:3, :3].T + view[:3, 3]
-        depth = -cam[:, 2]  # distance along the viewing direction
-        f = self.focal_px(height)
-        column = (width - 1) / 2 + f * cam[:, 0] / depth
-        row = (height - 1) / 2 - f * cam[:, 1] / depth
-        return np.stack([column, row], axis=1)
-
-
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V, 3) float32 from counter-clockwise faces (F, 3).
 
@@ -182,7 +85,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals.astype(np.float32)
 
 
-def _mesh_problem(vertices: np.ndarray, faces: np.ndarray) -> str | None:
+def mesh_problem(vertices: np.ndarray, faces: np.ndarray) -> str | None:
     """Why (vertices, faces) cannot be rendered, or None when they can."""
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         return f"vertices must have shape (V, 3), got {vertices.shape}"
@@ -195,14 +98,6 @@ def _mesh_problem(vertices: np.ndarray, faces: np.ndarray) -> str | None:
     if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
         return f"face indices must lie in [0, {len(vertices)}), got [{faces.min()}, {faces.max()}]"
     return None
-
-
-def _create_context() -> moderngl.Context:
-    """A standalone, window-less OpenGL 3.3 context, or one RuntimeError saying what to install."""
-    try:
-        return moderngl.create_standalone_context(backend="egl", require=330)
-    except Exception as err:  # moderngl/glcontext raise bare Exceptions with driver text
-        raise RuntimeError(_EGL_HELP.format(err=err)) from err
 
 
 class Renderer:
@@ -242,15 +137,10 @@ class Renderer:
         light = np.array([-0.3, 0.5, 1.0])
         self.light_dir_view = light / np.linalg.norm(light)
 
-        self._ctx = _create_context()
+        self._ctx = create_context()
         ctx = self._ctx
-        samples = min(samples, ctx.max_samples)
-        self._ms_fbo = ctx.framebuffer(
-            color_attachments=[ctx.renderbuffer((size, size), 4, samples=samples)],
-            depth_attachment=ctx.depth_renderbuffer((size, size), samples=samples),
-        )
-        # Multisampled buffers cannot be read directly; they are resolved into this one.
-        self._fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((size, size), 4)])
+        # the multisampled frame is resolved into _fbo, which is read
+        self._ms_fbo, self._fbo = multisample_framebuffers(ctx, (size, size), samples)
         self._program = ctx.program(
             vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER
         )
@@ -284,7 +174,7 @@ class Renderer:
             raise RuntimeError("Renderer is closed")
         vertices = np.asarray(vertices)
         faces = np.asarray(faces)
-        problem = _mesh_problem(vertices, faces)
+        problem = mesh_problem(vertices, faces)
         if problem is not None:
             raise ValueError(problem)
         colors = self._vertex_colors(colors, len(vertices))
@@ -299,7 +189,7 @@ class Renderer:
             raw = self._fbo.read(components=4, alignment=1)
         # GL rows run bottom-up.
         premultiplied = np.frombuffer(raw, dtype=np.uint8).reshape(self.size, self.size, 4)[::-1]
-        return _unpremultiply(premultiplied)
+        return unpremultiply(premultiplied)
 
     def _vertex_colors(self, colors: np.ndarray | None, n_vertices: int) -> np.ndarray:
         """Per-vertex albedo (V, 3) float32: the given colours, checked, or the uniform grey."""
@@ -356,15 +246,7 @@ class Renderer:
         self.close()
 
 
-def release_framebuffer(fbo: moderngl.Framebuffer) -> None:
-    """Release a framebuffer and its attachments (moderngl leaves those to the caller)."""
-    for attachment in (*fbo.color_attachments, fbo.depth_attachment):
-        if attachment is not None:
-            attachment.release()
-    fbo.release()
-
-
-def _unpremultiply(rgba: np.ndarray) -> np.ndarray:
+def unpremultiply(rgba: np.ndarray) -> np.ndarray:
     """(H, W, 4) uint8 with colour premultiplied by coverage -> straight-alpha uint8 copy.
 
     The multisample resolve averages the body colour with the transparent black background, which
@@ -378,7 +260,7 @@ def _unpremultiply(rgba: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_sequence(mesh_dir: str, out_dir: str, *, size: int, camera: dict) -> None:
+def render_meshes(mesh_dir: str, out_dir: str, *, size: int, camera: dict) -> None:
     """Render every `frame_{i:06d}.ply` in `mesh_dir` to `frame_{i:06d}.png` (RGBA) in `out_dir`.
 
     `camera` holds `Camera` fields (missing ones take the defaults). `out_dir` appears only once
