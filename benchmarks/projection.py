@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 import torch.nn.functional as nnf
 
-from shapepose.geometry import normalize
+from shapepose.geometry.quaternions import normalize
 from shapepose.shape_pose.projection import Projector, gaussian_kernel
 
 

@@ -8,6 +8,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from shapepose import geometry
+from shapepose.geometry import quaternions
 
 
 def rodrigues(axis, degrees) -> np.ndarray:
@@ -38,13 +39,13 @@ CASES = [([0, 0, 1], 90.0), ([1, 2, 3], 37.0), ([1, 0, 0], 180.0), ([0, 1, 0], -
 @pytest.mark.parametrize("axis, degrees", CASES)
 def test_quaternion_to_matrix_is_rodrigues_and_scipy(axis, degrees):
     q = axis_angle(axis, degrees)
-    R = geometry.quaternion_to_matrix(torch.as_tensor(q)).numpy()
+    R = quaternions.quaternion_to_matrix(torch.as_tensor(q)).numpy()
     np.testing.assert_allclose(R, rodrigues(axis, degrees), atol=1e-12)
     np.testing.assert_allclose(geometry.matrix_from_quaternion(q), R, atol=1e-12)
     # scipy orders (x, y, z, w): the w-first convention is converted, not passed through
     np.testing.assert_allclose(Rotation.from_quat(np.roll(q, -1)).as_matrix(), R, atol=1e-12)
     # not unit: normalized first, on both sides
-    np.testing.assert_allclose(geometry.quaternion_to_matrix(torch.as_tensor(3 * q)).numpy(), R, atol=1e-12)
+    np.testing.assert_allclose(quaternions.quaternion_to_matrix(torch.as_tensor(3 * q)).numpy(), R, atol=1e-12)
     np.testing.assert_allclose(geometry.matrix_from_quaternion(-3 * q), R, atol=1e-12)
 
 
@@ -52,7 +53,7 @@ def test_matrix_and_quaternion_round_trip_batched_with_w_first_and_positive():
     q = random_quaternions(24, seed=1).reshape(2, 3, 4, 4)
     R = geometry.matrix_from_quaternion(q)
     assert R.shape == (2, 3, 4, 3, 3)
-    np.testing.assert_allclose(geometry.quaternion_to_matrix(torch.as_tensor(q)).numpy(), R, atol=1e-12)
+    np.testing.assert_allclose(quaternions.quaternion_to_matrix(torch.as_tensor(q)).numpy(), R, atol=1e-12)
     back = geometry.quaternion_from_matrix(R)
     assert back.shape == q.shape and np.all(back[..., 0] >= 0)
     np.testing.assert_allclose(back, q * np.sign(q[..., :1]), atol=1e-12)  # q and -q: w >= 0 chosen
@@ -63,16 +64,16 @@ def test_matrix_and_quaternion_round_trip_batched_with_w_first_and_positive():
 
 def test_multiply_composes_and_conjugate_inverts():
     a, b = random_quaternions(2, seed=2)
-    ab = geometry.multiply(torch.as_tensor(a), torch.as_tensor(b))
+    ab = quaternions.multiply(torch.as_tensor(a), torch.as_tensor(b))
     np.testing.assert_allclose(geometry.matrix_from_quaternion(ab.numpy()),
                                geometry.matrix_from_quaternion(a) @ geometry.matrix_from_quaternion(b),
                                atol=1e-12)
     scipy_ab = Rotation.from_quat(a, scalar_first=True) * Rotation.from_quat(b, scalar_first=True)
     assert geometry.angle_between(ab.numpy(), scipy_ab.as_quat(scalar_first=True)) < 1e-7
-    one = geometry.multiply(torch.as_tensor(a), geometry.conjugate(torch.as_tensor(a))).numpy()
+    one = quaternions.multiply(torch.as_tensor(a), quaternions.conjugate(torch.as_tensor(a))).numpy()
     np.testing.assert_allclose(one, [1, 0, 0, 0], atol=1e-12)
     points = torch.as_tensor(np.random.default_rng(3).standard_normal((5, 3)))
-    np.testing.assert_allclose(geometry.rotate(torch.as_tensor(a), points).numpy(),
+    np.testing.assert_allclose(quaternions.rotate(torch.as_tensor(a), points).numpy(),
                                points.numpy() @ geometry.matrix_from_quaternion(a).T, atol=1e-12)
 
 
@@ -104,7 +105,7 @@ def test_average_rotation_is_markleys_eigenvector(seed):
     rng = np.random.default_rng(seed)
     centre = random_quaternions(1, seed=100 + seed)[0]
     noise = [axis_angle(rng.standard_normal(3), rng.uniform(0, 40)) for _ in range(9)]
-    q = geometry.multiply(torch.as_tensor(np.array(noise)), torch.as_tensor(centre)).numpy()
+    q = quaternions.multiply(torch.as_tensor(np.array(noise)), torch.as_tensor(centre)).numpy()
     q *= rng.choice([-1.0, 1.0], size=(len(q), 1))  # the signs of the inputs do not matter
     weights = rng.uniform(0.1, 3.0, size=len(q))
     np.testing.assert_allclose(geometry.average_rotation(q, weights), markley(q, weights), atol=1e-12)
@@ -117,7 +118,7 @@ def test_average_rotation_is_markleys_eigenvector(seed):
         return np.sum(weights * np.sum((R - geometry.matrix_from_quaternion(m)) ** 2, axis=(1, 2)))
 
     for nudge in (axis_angle(rng.standard_normal(3), 1.0) for _ in range(5)):
-        moved = geometry.multiply(torch.as_tensor(nudge), torch.as_tensor(mean)).numpy()
+        moved = quaternions.multiply(torch.as_tensor(nudge), torch.as_tensor(mean)).numpy()
         assert loss(mean) < loss(moved)
 
 

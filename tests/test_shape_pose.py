@@ -11,6 +11,7 @@ import torch.nn.functional as nnf
 from scipy.ndimage import binary_dilation
 
 from shapepose import geometry
+from shapepose.geometry import quaternions
 from shapepose.cars.synthetic import write_synthetic
 from shapepose.images.dpc import pose_from_position, project_points, read_dpc
 from shapepose.shape_pose import losses as L
@@ -51,24 +52,24 @@ def rodrigues(axis, degrees):
 @pytest.mark.parametrize("axis,deg", [([0, 0, 1], 90), ([1, 2, 3], 37), ([1, -1, 0], 170), ([0, 1, 0], 0)])
 def test_quaternion_matrix_is_rodrigues(axis, deg):
     q = torch.as_tensor(axis_angle(axis, deg))
-    np.testing.assert_allclose(geometry.quaternion_to_matrix(q).numpy(), rodrigues(axis, deg), atol=1e-12)
+    np.testing.assert_allclose(quaternions.quaternion_to_matrix(q).numpy(), rodrigues(axis, deg), atol=1e-12)
     back = geometry.quaternion_from_matrix(rodrigues(axis, deg))
     assert geometry.angle_between(back, axis_angle(axis, deg)) < 1e-6
 
 
 def test_quaternion_product_is_the_matrix_product():
     a, b = axis_angle([1, 2, 0], 50), axis_angle([0, 1, 1], -80)
-    ab = geometry.multiply(torch.as_tensor(a), torch.as_tensor(b))
-    np.testing.assert_allclose(geometry.quaternion_to_matrix(ab).numpy(),
+    ab = quaternions.multiply(torch.as_tensor(a), torch.as_tensor(b))
+    np.testing.assert_allclose(quaternions.quaternion_to_matrix(ab).numpy(),
                                rodrigues([1, 2, 0], 50) @ rodrigues([0, 1, 1], -80), atol=1e-12)
-    inverse = geometry.multiply(torch.as_tensor(a), geometry.conjugate(torch.as_tensor(a)))
+    inverse = quaternions.multiply(torch.as_tensor(a), quaternions.conjugate(torch.as_tensor(a)))
     np.testing.assert_allclose(inverse.numpy(), [1, 0, 0, 0], atol=1e-12)
 
 
 def test_angle_between_treats_q_and_minus_q_as_one_pose():
     q = axis_angle([0.3, 1, -2], 64)
     assert geometry.angle_between(q, -q) == pytest.approx(0, abs=1e-6)
-    r = geometry.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90)), torch.as_tensor(q)).numpy()
+    r = quaternions.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90)), torch.as_tensor(q)).numpy()
     assert math.degrees(geometry.angle_between(q, r)) == pytest.approx(90)
     assert math.degrees(geometry.angle_between(q, -r)) == pytest.approx(90)
 
@@ -143,7 +144,7 @@ def test_projection_is_differentiable():
     torch.manual_seed(0)
     projector = Projector(6, depth=5, kernel_size=3)
     points = (torch.rand(2, 5, 3, dtype=torch.float64) - 0.5) * 0.5
-    quats = geometry.normalize(torch.randn(2, 4, dtype=torch.float64))
+    quats = quaternions.normalize(torch.randn(2, 4, dtype=torch.float64))
     scale = torch.tensor([0.7, 0.4], dtype=torch.float64)
     points.requires_grad_(), quats.requires_grad_(), scale.requires_grad_()
 
@@ -171,7 +172,7 @@ def test_ground_truth_cloud_from_the_ground_truth_pose_covers_the_rendered_mask(
             prow, pcol = np.nonzero(a)
             assert abs(prow.mean() - rows.mean()) < 1.0 and abs(pcol.mean() - cols.mean()) < 1.0
         # a wrong pose does not fit: turning the car by 90 degrees about the camera axis
-        turned = geometry.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90), dtype=torch.float32),
+        turned = quaternions.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90), dtype=torch.float32),
                                    torch.from_numpy(poses))
         sil = projector.render(cloud, turned, sigma=0.5)["silhouette"].numpy()
         inside = [((s > 0.5) & binary_dilation(m > 0.5, iterations=1)).sum() / (s > 0.5).sum()
@@ -244,7 +245,7 @@ def test_network_outputs():
 
 def test_student_loss_by_hand():
     q = torch.as_tensor(axis_angle([1, 1, 0], 40))[None]
-    turned = geometry.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90))[None], q)
+    turned = quaternions.multiply(torch.as_tensor(axis_angle([0, 0, 1], 90))[None], q)
     assert float(L.student_loss(q, q)) == pytest.approx(0, abs=1e-12)
     assert float(L.student_loss(turned, q)) == pytest.approx(1 - math.cos(math.radians(45)))
     assert float(L.student_loss(-q, q)) == pytest.approx(2)  # the seed's formula: -q is penalized
@@ -269,7 +270,7 @@ def test_reprojection_takes_the_best_candidate_and_teaches_the_student():
     cloud = torch.rand(60, 3) * torch.tensor([0.8, 0.3, 0.4]) - torch.tensor([0.4, 0.15, 0.2])
     true = torch.stack([torch.as_tensor(axis_angle([0, 1, 0], a), dtype=torch.float32) for a in (0, 70, 150)])
     masks = projector.render(cloud[None].expand(3, -1, -1), true, 0.7)["silhouette"][None].detach()
-    wrong = geometry.multiply(torch.as_tensor(axis_angle([1, 0, 0], 90), dtype=torch.float32), true)
+    wrong = quaternions.multiply(torch.as_tensor(axis_angle([1, 0, 0], 90), dtype=torch.float32), true)
     candidates = torch.stack([wrong, true, -wrong], dim=1)[None].clone().requires_grad_()
     student = true[None].clone().requires_grad_()
     out = {"points": cloud[None, None].expand(1, 3, -1, -1), "candidates": candidates,
@@ -308,7 +309,7 @@ def dpc_losses(points, candidates, student, scale, masks, projector, sigma, stud
     proj_loss = 0.5 * (((gt - pred) * chosen) ** 2).sum() / (B * W)
     teachers = candidates.reshape(B * W, K, 4)[torch.arange(B * W), winner].detach()
     students = student.reshape(B * W, 4)
-    q_diff = geometry.normalize(geometry.multiply(teachers, geometry.conjugate(students)))
+    q_diff = quaternions.normalize(quaternions.multiply(teachers, quaternions.conjugate(students)))
     student_loss = (1.0 - q_diff[:, 0] ** 2).sum() / (B * W)
     return proj_loss, student_loss, proj_loss + student_weight * student_loss, winner
 
@@ -318,8 +319,8 @@ def test_first_view_pairing_is_dpcs_code():
     projector = Projector(12, kernel_size=3)
     B, W, K = 2, 3, 2
     points = (torch.rand(B, W, 40, 3) - 0.5) * 0.6
-    candidates = geometry.normalize(torch.randn(B, W, K, 4))
-    student = geometry.normalize(torch.randn(B, W, 4))
+    candidates = quaternions.normalize(torch.randn(B, W, K, 4))
+    student = quaternions.normalize(torch.randn(B, W, 4))
     scale = torch.rand(B, W) * 0.5 + 0.5
     masks = (torch.rand(B, W, 12, 12) > 0.6).float()
     out = {"points": points, "candidates": candidates, "student": student, "scale": scale}
@@ -338,9 +339,9 @@ def test_first_view_pairing_is_dpcs_code():
 def test_which_views_poses_get_a_gradient(pairing, scored):
     torch.manual_seed(3)
     projector = Projector(12, kernel_size=3)
-    candidates = geometry.normalize(torch.randn(1, 3, 2, 4)).requires_grad_()
+    candidates = quaternions.normalize(torch.randn(1, 3, 2, 4)).requires_grad_()
     out = {"points": (torch.rand(1, 3, 40, 3) - 0.5) * 0.6, "candidates": candidates,
-           "student": geometry.normalize(torch.randn(1, 3, 4)), "scale": None}
+           "student": quaternions.normalize(torch.randn(1, 3, 4)), "scale": None}
     masks = (torch.rand(1, 3, 12, 12) > 0.6).float()
     settings = loss_settings(sigma=(0.8, 0.8), pairing=pairing)
     L.pair_losses(out, masks, projector, settings, 0.8, 1.0)["reprojection"].backward()

@@ -26,7 +26,7 @@ import torchvision
 from torch import nn
 
 from shapepose.errors import InputError
-from shapepose.geometry import quaternion_to_matrix
+from shapepose.geometry.quaternions import quaternion_to_matrix
 
 log = logging.getLogger(__name__)
 

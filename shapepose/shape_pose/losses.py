@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from shapepose.geometry import conjugate, multiply, normalize
+from shapepose.geometry.quaternions import conjugate, multiply, normalize
 from shapepose.shape_pose.projection import Projector
 
 STUDENT_LOSSES = ("re", "re_squared")

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from shapepose.config import section
-from shapepose.geometry import normalize
+from shapepose.geometry.quaternions import normalize
 from shapepose.seeding import derive_seed
 
 SLOPE = 0.2  # every leaky ReLU of the network (seed 002 section 5.1)

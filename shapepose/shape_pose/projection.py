@@ -25,7 +25,7 @@ import math
 import torch
 
 from shapepose.images.dpc import CAMERA_DISTANCE, FOCAL_LENGTH
-from shapepose.geometry import rotate
+from shapepose.geometry.quaternions import rotate
 
 LOG_CLIP = 1e-5
 

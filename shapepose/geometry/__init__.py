@@ -11,63 +11,15 @@ Conventions, used everywhere in shapepose:
 - torch is for what is differentiated (the shape-and-pose losses, Neural Parts' primitives);
   numpy for evaluation, alignment and cameras, where scipy's `Rotation` does the work.
 
-torch is imported inside the functions that build tensors: the numpy half also serves rules whose
-environments have no torch (the DPC camera reader in the cars and images environments).
+The torch half is `shapepose.geometry.quaternions`; this module needs numpy and scipy alone, so
+it also serves rules whose environments have no torch (the DPC camera reader in the cars and
+images environments).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from scipy.spatial.transform import Rotation
-
-if TYPE_CHECKING:
-    import torch
-
-# ----------------------------------------------------------------------------- torch
-
-
-def normalize(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Unit quaternions (..., 4); a zero vector stays finite (eps)."""
-    return q / q.norm(dim=-1, keepdim=True).clamp_min(eps)
-
-
-def conjugate(q: torch.Tensor) -> torch.Tensor:
-    """(w, -x, -y, -z): the inverse of a unit quaternion."""
-    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
-
-
-def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product a b (..., 4): the rotation b followed by a."""
-    import torch
-
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], dim=-1)
-
-
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """(..., 4) quaternions (normalized here, see `normalize`) -> (..., 3, 3) rotation matrices."""
-    import torch
-
-    w, x, y, z = normalize(q).unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
-
-
-def rotate(q: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Points (..., N, 3) rotated by quaternions (..., 4) (same leading shape): R(q) p for every point."""
-    return points @ quaternion_to_matrix(q).transpose(-1, -2)
-
 
 # ----------------------------------------------------------------------------- numpy (scipy)
 
