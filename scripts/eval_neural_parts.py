@@ -9,10 +9,10 @@ from shapepose.workflow import script_logging
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
 
-    from shapepose.neural_parts.evaluate import evaluate_neural_parts
+    from shapepose.neural_parts.evaluate import eval_neural_parts
 
     configure_torch(snakemake.threads)
-    evaluate_neural_parts(
+    eval_neural_parts(
         model_path=snakemake.input.model,
         sequences=list(snakemake.params.sequences),
         surface=list(snakemake.input.surface),

@@ -331,7 +331,7 @@ def test_batches_are_a_pure_function_of_seed_and_step(tiny_dataset):
 
 
 def test_short_training_lowers_the_loss_and_beats_the_untrained_iou(tiny_dataset, tmp_path):
-    from shapepose.neural_parts.evaluate import evaluate_neural_parts
+    from shapepose.neural_parts.evaluate import eval_neural_parts
     from shapepose.neural_parts.train import build_model, train_neural_parts, validation_iou
     from shapepose.training import load_exported, seed_everything
 
@@ -354,7 +354,7 @@ def test_short_training_lowers_the_loss_and_beats_the_untrained_iou(tiny_dataset
     totals = [float(r["total"]) for r in history if r["total"]]
     assert len(totals) == 4 and totals[-1] < totals[0], totals
 
-    result = evaluate_neural_parts(
+    result = eval_neural_parts(
         model_path=str(tmp_path / "model.pt"), **columns(files), out=str(tmp_path / "eval.json"),
         seed=3, device="cpu", split=TINY_SPLIT, n_points=500, max_frames=None, subdivisions=2,
         image_size=64)
