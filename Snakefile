@@ -37,7 +37,7 @@ rule all:
         style_transfer_outputs(),
         shape_pose_outputs(),
         neural_parts_outputs(),
-        rules.metric_tables.output,
+        rules.collect_tables.output,
     default_target: True
 
 
