@@ -14,15 +14,9 @@ with script_logging(snakemake):
     configure_torch(snakemake.threads)
     eval_neural_parts(
         model_path=snakemake.input.model,
-        sequences=list(snakemake.params.sequences),
         surface=list(snakemake.input.surface),
         volume=list(snakemake.input.volume),
         renders=list(snakemake.input.renders),
         out=snakemake.output.metrics,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
-        split=dict(snakemake.params.split),
-        image_size=snakemake.params.image_size,
-        subdivisions=snakemake.params.subdivisions,
-        **snakemake.params.eval,
+        **snakemake.params,
     )

@@ -13,10 +13,7 @@ with script_logging(snakemake):
 
     configure_torch(snakemake.threads)
     train_segmenter(
-        snakemake.input.train_set,
-        snakemake.output.model,
-        snakemake.params.checkpoint_dir,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
-        **snakemake.params.train,
+        train_set=snakemake.input.train_set,
+        out=snakemake.output.model,
+        **snakemake.params,
     )

@@ -10,8 +10,8 @@ if CARS_DEMO:
             segmenter_train=directory(f"{DEMO_CARS_DIR}/segmenter_train"),
         params:
             seed=config["seed"],
-            synthetic=config["demo_cars"]["synthetic"],
-            photos=config["demo_cars"]["photos"],
+            synthetic_options=config["demo_cars"]["synthetic"],
+            photo_options=config["demo_cars"]["photos"],
             shape=config["demo_cars"]["shape"],
         # One process rendering on the CPU (EGL): 19 s and 262 MB measured for the demo set.
         threads: 1

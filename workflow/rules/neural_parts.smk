@@ -46,7 +46,8 @@ rule eval_neural_parts:
         split=NEURAL_PARTS["split"],
         image_size=NEURAL_PARTS["model"]["image_size"],
         subdivisions=NEURAL_PARTS["sphere_subdivisions"],
-        eval=NEURAL_PARTS["eval"],
+        n_points=NEURAL_PARTS["eval"]["n_points"],
+        max_frames=NEURAL_PARTS["eval"]["max_frames"],
         device=NEURAL_PARTS["device"],
         seed=config["seed"],
     wildcard_constraints:
@@ -85,7 +86,7 @@ rule export_neural_parts:
         split=NEURAL_PARTS["split"],
         image_size=NEURAL_PARTS["model"]["image_size"],
         subdivisions=NEURAL_PARTS["sphere_subdivisions"],
-        export=NEURAL_PARTS["export"],
+        n_frames=NEURAL_PARTS["export"]["n_frames"],
         render_size=config["render"]["size"],
         camera=config["render"]["camera"],
         device=NEURAL_PARTS["device"],

@@ -25,7 +25,7 @@ if segmenter_train_set() is not None:
         params:
             # not an output: Snakemake would delete it on failure, and resuming needs it
             checkpoint_dir=f"results/checkpoints/segmenter/{CARS}",
-            train=config["segmentation"]["train"],
+            **config["segmentation"]["train"],
             device=config["segmentation"]["device"],
             seed=config["seed"],
         threads: 2
