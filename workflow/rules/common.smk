@@ -44,19 +44,19 @@ def _find_subjects():
                 f"config: meshes.sequences {unknown} are not among demo_bodies.sequences"
             )
         return {s: demo[s] for s in subjects}
-    import h5py
+    from shapepose.dfaust import sequences_by_sex
+    from shapepose.errors import InputError
 
+    try:  # the one read of the downloaded files while the DAG is built: key names only
+        sex_of_key = sequences_by_sex({sex: registrations_path(sex) for sex in ("m", "f")})
+    except InputError as exc:
+        raise ValueError(f"config: meshes.registrations: {exc}") from None
     found = {}
-    for sex in ("m", "f"):
-        path = registrations_path(sex)
-        if not Path(path).exists():
-            raise ValueError(f"config: meshes.registrations.{sex}: file {path} does not exist")
-        with h5py.File(path, "r") as fh:
-            for key in fh.keys():
-                subject = key.split("_", 1)[0]
-                if subject in subjects:
-                    found[subject] = sex
-                    AVAILABLE.add(key)
+    for key, sex in sex_of_key.items():
+        subject = key.split("_", 1)[0]
+        if subject in subjects:
+            found[subject] = sex
+            AVAILABLE.add(key)
     missing = [s for s in subjects if s not in found]
     if missing:
         raise ValueError(f"config: subjects {missing} are in neither registrations file")
