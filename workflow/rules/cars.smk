@@ -16,7 +16,7 @@ if CARS_DEMO:
         # One process rendering on the CPU (EGL): 19 s and 262 MB measured for the demo set.
         threads: 1
         resources:
-            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            mem_mb=memory_mb(1000),
             runtime=30,
         log:
             f"logs/make_demo_cars/{CARS}.log",

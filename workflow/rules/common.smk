@@ -1,5 +1,6 @@
 # Helpers shared across the workflow: dataset paths, the list of sequences, and their digests.
 import atexit
+import re
 import sys
 from pathlib import Path
 
@@ -8,6 +9,15 @@ sys.path.insert(0, workflow.basedir)  # the shapepose package lives beside the S
 from snakemake.logging import logger
 
 from shapepose.provenance import DigestCache, source_digest
+
+
+def memory_mb(first_attempt_mb):
+    """A rule's `mem_mb`: `first_attempt_mb` on the first attempt, that much more on each retry.
+
+    With `--retries` (profiles/slurm sets them), a job killed for exceeding its memory is retried
+    with twice, then three times the memory; Snakemake calls the returned function per attempt.
+    """
+    return lambda wildcards, attempt: first_attempt_mb * attempt
 
 
 DATASET = config["meshes"]["dataset"]
@@ -270,8 +280,6 @@ def style_transfer_outputs():
 
 # ---- Shape and pose (seed 002 chapters 5-6): variants, test sets, and what `all` asks for --------
 
-import re
-
 SHAPE_POSE = config["shape_pose"]
 SHAPE_POSE_VARIANTS = ["original", *STYLE_EXPERIMENTS]  # one trained model each
 SHAPE_POSE_UNTRAINED = "untrained"  # the original variant's architecture at its step-0 weights
@@ -329,3 +337,17 @@ SHAPE_POSE_KDE_POINTS = _EVALUATION["real_masks"]["kde_points"]
 def shape_pose_outputs():
     """Everything the shape-and-pose stage produces that `all` asks for."""
     return list(rules.tabulate_shape_pose.output)
+
+
+# ---- Every wildcard's constraint, in one place --------------------------------------------------
+# Names the config lists match exactly those names (`one_of`); counts and shard items are numbers.
+# A variant is a trained one or the untrained row; `train_shape_pose` is only ever asked for the
+# trained ones (`shape_pose_model` maps the untrained row to the original variant's model).
+
+wildcard_constraints:
+    sequence="[A-Za-z0-9]+_[A-Za-z0-9_]+",
+    n_primitives=r"\d+",
+    scatteritem=r"\d+-of-\d+",
+    experiment=one_of(STYLE_EXPERIMENTS),
+    variant=one_of(SHAPE_POSE_EVAL_VARIANTS),
+    test_set=one_of(SHAPE_POSE_TEST_SETS),

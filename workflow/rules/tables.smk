@@ -27,7 +27,7 @@ rule collect_tables:
     # Markdown from the tables already written: 0.14 s measured; the interpreter is most of it.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        mem_mb=memory_mb(500),
         runtime=5,
     log:
         "logs/collect_tables/collect_tables.log",
