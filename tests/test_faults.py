@@ -100,9 +100,9 @@ def faults_table(tmp_path_factory, request):
     if not CASES:
         return
     table = write_table(CASES, tmp_path_factory.mktemp("faults_table"))
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"fault-injection table: {table}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+        print(f"\nfault-injection table: {table}")
 
 
 @pytest.fixture
