@@ -13,10 +13,6 @@ validate(config, schema="workflow/schemas/config.schema.yaml")
 report: "workflow/report/workflow.rst"
 
 
-wildcard_constraints:
-    sequence="[A-Za-z0-9]+_[A-Za-z0-9_]+",
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/meshes.smk"
 include: "workflow/rules/sampling.smk"
@@ -37,7 +33,7 @@ rule all:
         style_transfer_outputs(),
         shape_pose_outputs(),
         neural_parts_outputs(),
-        rules.metric_tables.output,
+        rules.collect_tables.output,
     default_target: True
 
 

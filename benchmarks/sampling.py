@@ -1,8 +1,8 @@
 """Benchmark: per-frame sampling time (ours vs trimesh's default path) and bytes per frame on disk.
 
 One demo frame (about 7k vertices), 100k surface + 100k volume points, one CPU core. Our path is
-`sample_surface` + `sample_volume` (stratified draws, winding-number labels). The trimesh path does
-the same job the default way: `trimesh.sample.sample_surface` with face normals, and
+`sample_surface_points` + `sample_volume_points` (stratified draws, winding-number labels). The
+trimesh path does the same job the default way: `trimesh.sample.sample_surface` with face normals, and
 `mesh.contains` on the very points our volume sampler drew (their stratified drawing is not
 charged to trimesh). Each timed call starts from bare arrays, as a new frame would, so both pay
 for building their ray-tracing structures. Sizes: our per-sequence HDF5 files divided by their
@@ -28,9 +28,9 @@ import trimesh  # noqa: E402
 
 from shapepose.bodies.demo import example_mesh  # noqa: E402
 from shapepose.io import write_ply  # noqa: E402
-from shapepose.sampling.sequence import sample_surface_sequence, sample_volume_sequence  # noqa: E402
-from shapepose.sampling.surface import sample_surface  # noqa: E402
-from shapepose.sampling.volume import DEFAULT_STRATA, sample_volume  # noqa: E402
+from shapepose.sampling.sequence import sample_surface, sample_volume  # noqa: E402
+from shapepose.sampling.surface import sample_surface_points  # noqa: E402
+from shapepose.sampling.volume import DEFAULT_STRATA, sample_volume_points  # noqa: E402
 
 N_POINTS = 100_000
 CUBOID = (1.0, 2.0, 1.0)
@@ -44,8 +44,9 @@ TARGET_BYTES = 1.3e6
 def ours(vertices: np.ndarray, faces: np.ndarray, seed: int):
     """Our per-frame path: surface points with normals, labelled weighted volume points."""
     rng = np.random.default_rng(seed)
-    points, normals = sample_surface(vertices, faces, N_POINTS, rng)
-    samples = sample_volume(vertices, faces, N_POINTS, rng, cuboid=CUBOID, cell_size=CELL_SIZE)
+    points, normals = sample_surface_points(vertices, faces, N_POINTS, rng)
+    samples = sample_volume_points(vertices, faces, N_POINTS, rng, cuboid=CUBOID,
+                                   cell_size=CELL_SIZE)
     return points, normals, samples
 
 
@@ -72,8 +73,9 @@ def stage_times(vertices, faces, volume_points) -> dict:
     """Per-stage best times of both paths, for the table."""
     mesh_args = (vertices, faces)
     return best_times({
-        "ours: surface": lambda: sample_surface(*mesh_args, N_POINTS, np.random.default_rng(0)),
-        "ours: volume (draws + labels)": lambda: sample_volume(
+        "ours: surface": lambda: sample_surface_points(*mesh_args, N_POINTS,
+                                                       np.random.default_rng(0)),
+        "ours: volume (draws + labels)": lambda: sample_volume_points(
             *mesh_args, N_POINTS, np.random.default_rng(0), cuboid=CUBOID, cell_size=CELL_SIZE),
         "trimesh: sample_surface": lambda: trimesh.sample.sample_surface(
             trimesh.Trimesh(*mesh_args), N_POINTS),
@@ -88,9 +90,9 @@ def file_sizes(workdir: Path) -> tuple[float, float, float]:
     for frame in range(SIZE_FRAMES):
         write_ply(mesh_dir / f"frame_{frame:06d}.ply", *example_mesh(seed=frame))
     surface, volume = workdir / "surface.h5", workdir / "volume.h5"
-    sample_surface_sequence(str(mesh_dir), str(surface), sequence="bench", n_points=N_POINTS, seed=0)
-    sample_volume_sequence(str(mesh_dir), str(volume), sequence="bench", n_points=N_POINTS,
-                           cuboid=CUBOID, center="bbox", cell_size=CELL_SIZE, strata=DEFAULT_STRATA, seed=0)
+    sample_surface(str(mesh_dir), str(surface), sequence="bench", n_points=N_POINTS, seed=0)
+    sample_volume(str(mesh_dir), str(volume), sequence="bench", n_points=N_POINTS,
+                  cuboid=CUBOID, center="bbox", cell_size=CELL_SIZE, strata=DEFAULT_STRATA, seed=0)
     vertices, faces = example_mesh(seed=0)
     points, normals, samples = ours(vertices, faces, seed=0)
     peer = workdir / "peer.npz"

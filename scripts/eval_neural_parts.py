@@ -9,20 +9,14 @@ from shapepose.workflow import script_logging
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
 
-    from shapepose.neural_parts.evaluate import evaluate_neural_parts
+    from shapepose.neural_parts.evaluate import eval_neural_parts
 
     configure_torch(snakemake.threads)
-    evaluate_neural_parts(
+    eval_neural_parts(
         model_path=snakemake.input.model,
-        sequences=list(snakemake.params.sequences),
         surface=list(snakemake.input.surface),
         volume=list(snakemake.input.volume),
         renders=list(snakemake.input.renders),
         out=snakemake.output.metrics,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
-        split=dict(snakemake.params.split),
-        image_size=snakemake.params.image_size,
-        subdivisions=snakemake.params.subdivisions,
-        **snakemake.params.eval,
+        **snakemake.params,
     )

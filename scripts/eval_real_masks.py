@@ -14,12 +14,9 @@ with script_logging(snakemake):
     configure_torch(snakemake.threads)
     eval_real_masks(
         model=snakemake.input.model,
-        untrained=bool(snakemake.params.untrained),
         cutouts=snakemake.input.cutouts,
         synthetic=snakemake.input.synthetic,
         variant=snakemake.wildcards.variant,
         out_csv=snakemake.output.csv,
-        evaluation=dict(snakemake.params.evaluation),
-        device=snakemake.params.device,
-        seed=int(snakemake.params.seed),
+        **snakemake.params,
     )

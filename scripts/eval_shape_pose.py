@@ -14,14 +14,11 @@ with script_logging(snakemake):
     configure_torch(snakemake.threads)
     eval_shape_pose(
         model=snakemake.input.model,
-        untrained=bool(snakemake.params.untrained),
         align_data=snakemake.input.align_data,
         test_data=snakemake.input.test_data,
         variant=snakemake.wildcards.variant,
         test_set=snakemake.wildcards.test_set,
         out_csv=snakemake.output.csv,
         out_json=snakemake.output.json,
-        evaluation=dict(snakemake.params.evaluation),
-        device=snakemake.params.device,
-        seed=int(snakemake.params.seed),
+        **snakemake.params,
     )

@@ -10,11 +10,8 @@ with script_logging(snakemake):
     from shapepose.meshes import extract_meshes
 
     extract_meshes(
-        snakemake.input.registrations,
-        snakemake.wildcards.sequence,
-        snakemake.output.meshes,
-        frame_stride=snakemake.params.frame_stride,
-        drop_first=snakemake.params.drop_first,
-        max_frames=snakemake.params.max_frames,
-        repair_holes=snakemake.params.repair_holes,
+        registrations=snakemake.input.registrations,
+        key=snakemake.wildcards.sequence,
+        out_dir=snakemake.output.meshes,
+        **snakemake.params,
     )

@@ -7,12 +7,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    from shapepose.images.filters import FilterThresholds, filter_segments
+    from shapepose.images.filters import filter_segments
 
     filter_segments(
-        snakemake.input.instances,
-        snakemake.input.photos,
+        instances=snakemake.input.instances,
+        photos_root=snakemake.input.photos,
         accepted=snakemake.output.accepted,
         decisions_csv=snakemake.output.decisions,
-        thresholds=FilterThresholds.from_config(dict(snakemake.params.thresholds)),
+        **snakemake.params,
     )

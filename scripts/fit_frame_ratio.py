@@ -14,5 +14,5 @@ with script_logging(snakemake):
         read_dpc(snakemake.input.synthetic),
         summary=snakemake.output.fit,
         table=snakemake.output.ratios,
-        split=snakemake.params.split,
+        **snakemake.params,
     )

@@ -7,7 +7,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    from shapepose.segmentation.shards import gather_shards
+    from shapepose.segmentation.shards import gather_segments
 
-    gather_shards(list(snakemake.input.shards), snakemake.input.photos,
-                  snakemake.output.instances)
+    gather_segments(
+        shards=list(snakemake.input.shards),
+        photos=snakemake.input.photos,
+        out=snakemake.output.instances,
+    )

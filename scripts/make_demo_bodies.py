@@ -7,11 +7,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    from shapepose.bodies.demo import assemble_demo_bodies
+    from shapepose.bodies.demo import make_demo_bodies
 
-    assemble_demo_bodies(
-        list(zip(snakemake.input.registrations, snakemake.input.joints)),
-        snakemake.output.m,
-        snakemake.output.f,
-        snakemake.output.joints,
+    make_demo_bodies(
+        registrations=list(snakemake.input.registrations),
+        joints=list(snakemake.input.joints),
+        out_m=snakemake.output.m,
+        out_f=snakemake.output.f,
+        out_joints=snakemake.output.joints,
     )

@@ -10,12 +10,9 @@ with script_logging(snakemake):
     from shapepose.cars.demo import make_demo_cars
 
     make_demo_cars(
-        snakemake.output.synthetic,
-        snakemake.output.photos,
-        snakemake.output.photos_truth,
-        snakemake.output.segmenter_train,
-        seed=snakemake.params.seed,
-        synthetic_options=dict(snakemake.params.synthetic),
-        photo_options=dict(snakemake.params.photos),
-        shape=dict(snakemake.params.shape),
+        synthetic=snakemake.output.synthetic,
+        photos=snakemake.output.photos,
+        photos_truth=snakemake.output.photos_truth,
+        segmenter_train=snakemake.output.segmenter_train,
+        **snakemake.params,
     )

@@ -10,11 +10,10 @@ with script_logging(snakemake):
     from shapepose.images.frame_ratio import normalize_segments
 
     normalize_segments(
-        snakemake.input.cutouts,
-        snakemake.input.fit,
+        cutouts=snakemake.input.cutouts,
+        fitted=snakemake.input.fit,
         train_dir=snakemake.output.train,
         test_dir=snakemake.output.test,
         ratios_csv=snakemake.output.ratios,
-        seed=snakemake.params.seed,
-        train_fraction=snakemake.params.train_fraction,
+        **snakemake.params,
     )

@@ -19,9 +19,5 @@ with script_logging(snakemake):
         grid_png=snakemake.output.grid,
         table_csv=snakemake.output.table_csv,
         table_md=snakemake.output.table_md,
-        experiment=snakemake.params.experiment,
-        window=int(snakemake.params.window),
-        n_samples=int(snakemake.params.n_samples),
-        seed=int(snakemake.params.seed),
-        device=snakemake.params.device,
+        **snakemake.params,
     )

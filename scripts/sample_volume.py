@@ -7,11 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose packa
 from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
-    from shapepose.sampling.sequence import sample_volume_sequence
+    from shapepose.sampling.sequence import sample_volume
 
-    sample_volume_sequence(
-        snakemake.input.meshes,
-        snakemake.output.samples,
+    sample_volume(
+        mesh_dir=snakemake.input.meshes,
+        out=snakemake.output.samples,
         sequence=snakemake.wildcards.sequence,
         **snakemake.params,
     )

@@ -9,13 +9,13 @@ from shapepose.workflow import script_logging
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
 
-    from shapepose.style.stylize import stylize_dataset
+    from shapepose.style.stylize import stylize
 
     configure_torch(snakemake.threads)
-    stylize_dataset(
+    stylize(
         model=snakemake.input.model,
         synthetic=snakemake.input.synthetic,
         out=snakemake.output.data,
         alpha_csv=snakemake.output.alpha,
-        device=snakemake.params.device,
+        **snakemake.params,
     )

@@ -10,8 +10,8 @@ with script_logging(snakemake):
     from shapepose.neural_parts.table import tabulate_neural_parts
 
     tabulate_neural_parts(
-        list(snakemake.input.metrics),
-        snakemake.output.csv,
-        snakemake.output.md,
-        dataset=snakemake.params.dataset,
+        evaluation_files=list(snakemake.input.metrics),
+        csv_out=snakemake.output.csv,
+        md_out=snakemake.output.md,
+        **snakemake.params,
     )

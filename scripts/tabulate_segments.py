@@ -10,9 +10,9 @@ with script_logging(snakemake):
     from shapepose.images.tables import tabulate_segments
 
     tabulate_segments(
-        snakemake.input.decisions,
-        snakemake.input.synthetic,
-        snakemake.input.ratios,
+        decisions_csv=snakemake.input.decisions,
+        synthetic_csv=snakemake.input.synthetic,
+        ratios_csv=snakemake.input.ratios,
         out=dict(snakemake.output.items()),
         instances=snakemake.input.instances,
         truth=snakemake.input.truth[0] if snakemake.input.truth else None,

@@ -12,11 +12,9 @@ with script_logging(snakemake):
     tabulate_shape_pose(
         summaries=list(snakemake.input.summaries),
         real_masks=list(snakemake.input.real_masks),
-        variants=list(snakemake.params.variants),
         out_csv=snakemake.output.csv,
         out_md=snakemake.output.md,
         out_plot=snakemake.output.plot,
         out_real_md=snakemake.output.real_md,
-        dataset=snakemake.params.dataset,
-        kde_points=int(snakemake.params.kde_points),
+        **snakemake.params,
     )

@@ -13,18 +13,11 @@ with script_logging(snakemake):
 
     configure_torch(snakemake.threads)
     train_neural_parts(
-        sequences=list(snakemake.params.sequences),
         surface=list(snakemake.input.surface),
         volume=list(snakemake.input.volume),
         renders=list(snakemake.input.renders),
         out=snakemake.output.model,
         losses_csv=snakemake.output.losses,
-        checkpoint_dir=snakemake.params.checkpoint_dir,
         n_primitives=int(snakemake.wildcards.n_primitives),
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
-        split=dict(snakemake.params.split),
-        model=dict(snakemake.params.model),
-        losses=dict(snakemake.params.losses),
-        training=dict(snakemake.params.training),
+        **snakemake.params,
     )

@@ -16,11 +16,5 @@ with script_logging(snakemake):
         data=snakemake.input.data,
         out=snakemake.output.model,
         losses_csv=snakemake.output.losses,
-        checkpoint_dir=snakemake.params.checkpoint_dir,
-        model=dict(snakemake.params.model),
-        projection=dict(snakemake.params.projection),
-        losses=dict(snakemake.params.losses),
-        training=dict(snakemake.params.training),
-        device=snakemake.params.device,
-        seed=int(snakemake.params.seed),
+        **snakemake.params,
     )

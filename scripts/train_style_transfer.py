@@ -17,12 +17,6 @@ with script_logging(snakemake):
         real_train=snakemake.input.real,
         out=snakemake.output.model,
         losses_csv=snakemake.output.losses,
-        checkpoint_dir=snakemake.params.checkpoint_dir,
         experiment_name=snakemake.wildcards.experiment,
-        experiment=dict(snakemake.params.experiment),
-        model=dict(snakemake.params.model),
-        training=dict(snakemake.params.training),
-        features=snakemake.params.features,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
+        **snakemake.params,
     )

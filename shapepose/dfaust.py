@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Mapping
 
 import h5py
 import numpy as np
@@ -33,6 +34,19 @@ def list_sequences(path: str | os.PathLike) -> list[str]:
     """The `{subject}_{sequence}` keys of a registrations file, sorted."""
     with open_registrations(path) as fh:
         return sorted(k for k in fh.keys() if k != FACES_KEY)
+
+
+def sequences_by_sex(registrations: Mapping[str, str | os.PathLike]) -> dict[str, str]:
+    """{`{subject}_{sequence}` key: sex} of every sequence in DFAUST's registrations files.
+
+    registrations: sex -> file, e.g. {"m": "registrations_m.hdf5", "f": "registrations_f.hdf5"}.
+    This is the one HDF5 read the workflow makes to plan its DAG (workflow/rules/common.smk: which
+    file holds each configured subject, and which subject/sequence pairs exist). It opens each file
+    once and reads key names only, never vertex data, so a multi-GB file costs milliseconds; the
+    per-sequence digests behind a downloaded sequence's `source` parameter are read per job and
+    cached (`shapepose.provenance`). A missing or unreadable file is an `InputError` naming it.
+    """
+    return {key: sex for sex, path in registrations.items() for key in list_sequences(path)}
 
 
 def read_faces(fh: h5py.File) -> np.ndarray:

@@ -116,13 +116,17 @@ def select_frames(n_frames: int, drop_first: int, stride: int, max_frames: int |
 
 def extract_meshes(registrations: str | os.PathLike, key: str, out_dir: str | os.PathLike, *,
                    frame_stride: int = 1, drop_first: int = 0, max_frames: int | None = None,
-                   repair_holes: bool = False, block_frames: int = 64) -> list[int]:
+                   repair_holes: bool = False, block_frames: int = 64,
+                   source: str | None = None) -> list[int]:
     """Write `frame_{i:06d}.ply` for the kept frames of sequence `key`; returns their indices.
 
     Everything is checked before the directory appears: a missing `faces`, a wrong shape, NaN
     vertices or an open surface raise `InputError` naming file, key and frame, and `out_dir` is
-    only renamed into place once every frame is written.
+    only renamed into place once every frame is written. `source` is the workflow's change
+    signal for this sequence's data (`shapepose.provenance`): it is only logged.
     """
+    if source is not None:
+        log.info("%s %s: source %s", registrations, key, source)
     with open_registrations(registrations) as fh:
         path = fh.filename
         faces = read_faces(fh)

@@ -10,12 +10,14 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from shapepose.bodies.demo import (
+    MODEL_VERSION,
     MOTIONS,
     demo_sequence,
     example_mesh,
-    assemble_demo_bodies,
     make_demo_bodies,
+    make_demo_sequence,
     subject_identity,
+    write_demo_bodies,
     write_demo_sequence,
 )
 from shapepose.bodies.model import Body, Identity, sample_identity
@@ -269,7 +271,7 @@ def demo_files(tmp_path_factory):
     args = dict(subjects={"50002": "m", "50004": "f", "50007": "m"},
                 sequences=["jumping_jacks", "punching"], n_frames=6, fps=60.0, seed=5)
     paths = [out / "registrations_m.hdf5", out / "registrations_f.hdf5", out / "joints.hdf5"]
-    make_demo_bodies(*map(str, paths), **args)
+    write_demo_bodies(*map(str, paths), **args)
     return paths, args
 
 
@@ -339,11 +341,11 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, demo_files):
     (path_m, path_f, path_joints), args = demo_files
     time.sleep(1.1)  # any timestamp stored in the files would now differ
     again = [tmp_path / "a_m.hdf5", tmp_path / "a_f.hdf5", tmp_path / "a_j.hdf5"]
-    make_demo_bodies(*map(str, again), **args)
+    write_demo_bodies(*map(str, again), **args)
     for old, new in zip((path_m, path_f, path_joints), again):
         assert old.read_bytes() == new.read_bytes()
     other = [tmp_path / "b_m.hdf5", tmp_path / "b_f.hdf5", tmp_path / "b_j.hdf5"]
-    make_demo_bodies(*map(str, other), **{**args, "seed": args["seed"] + 1})
+    write_demo_bodies(*map(str, other), **{**args, "seed": args["seed"] + 1})
     with h5py.File(path_m, "r") as a, h5py.File(other[0], "r") as b:
         assert not np.array_equal(a["50002_punching"][()], b["50002_punching"][()])
         assert np.array_equal(a["faces"][()], b["faces"][()])
@@ -352,7 +354,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, demo_files):
 def test_adding_a_subject_leaves_the_others_unchanged(tmp_path, demo_files):
     (path_m, _, _), args = demo_files
     fewer = [tmp_path / "m.hdf5", tmp_path / "f.hdf5", tmp_path / "j.hdf5"]
-    make_demo_bodies(*map(str, fewer), **{**args, "subjects": {"50002": "m"},
+    write_demo_bodies(*map(str, fewer), **{**args, "subjects": {"50002": "m"},
                                           "sequences": ["punching"]})
     with h5py.File(path_m, "r") as a, h5py.File(fewer[0], "r") as b:
         assert set(b.keys()) == {"faces", "50002_punching"}
@@ -368,7 +370,7 @@ def test_bad_arguments_are_rejected_and_nothing_is_written(tmp_path, change, mes
     args = dict(subjects={"50002": "m"}, sequences=["knees"], n_frames=2, fps=60.0, seed=0)
     paths = [tmp_path / "m.hdf5", tmp_path / "f.hdf5", tmp_path / "j.hdf5"]
     with pytest.raises(ValueError, match=message):
-        make_demo_bodies(*map(str, paths), **{**args, **change})
+        write_demo_bodies(*map(str, paths), **{**args, **change})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -396,6 +398,31 @@ def test_one_sequence_file_is_dfaust_layout_and_assembly_is_order_free(tmp_path,
                                                            args["n_frames"])
             parts.append(part)
     again = [tmp_path / "m.hdf5", tmp_path / "f.hdf5", tmp_path / "joints.hdf5"]
-    assemble_demo_bodies(parts[::-1], *again)  # reversed: the bytes must not depend on order
+    reversed_parts = parts[::-1]  # the bytes must not depend on the order
+    make_demo_bodies(registrations=[reg for reg, _ in reversed_parts],
+                     joints=[j for _, j in reversed_parts], out_m=again[0], out_f=again[1],
+                     out_joints=again[2])
     for ours, theirs in zip(again, (path_m, path_f, path_joints)):
         assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_make_demo_sequence_writes_the_named_sequence_and_checks_the_model_version(tmp_path):
+    """The rule's entry: subject from the sequence key, the same bytes as write_demo_sequence."""
+    args = dict(sex="f", motion="punching", n_frames=4, fps=60.0, seed=3)
+    ours = (tmp_path / "reg.hdf5", tmp_path / "joints.hdf5")
+    make_demo_sequence(registrations=ours[0], joints=ours[1], sequence="50004_punching",
+                       model_version=MODEL_VERSION, **args)
+    theirs = (tmp_path / "reg2.hdf5", tmp_path / "joints2.hdf5")
+    write_demo_sequence(*theirs, subject="50004", **args)
+    for a, b in zip(ours, theirs):
+        assert a.read_bytes() == b.read_bytes()
+    with h5py.File(ours[0], "r") as fh:
+        assert set(fh.keys()) == {"faces", "50004_punching"}
+    stale = (tmp_path / "stale.hdf5", tmp_path / "stale_joints.hdf5")
+    with pytest.raises(RuntimeError, match="another shapepose.bodies version"):
+        make_demo_sequence(registrations=stale[0], joints=stale[1], sequence="50004_punching",
+                           model_version=MODEL_VERSION + "-old", **args)
+    assert not stale[0].exists() and not stale[1].exists()
+    with pytest.raises(ValueError, match="does not name motion"):
+        make_demo_sequence(registrations=stale[0], joints=stale[1], sequence="50004_knees",
+                           model_version=MODEL_VERSION, **args)

@@ -3,15 +3,14 @@ unwritable or full output directory.
 
 Each case runs Snakemake on a tiny configuration in a temporary directory, injects one fault,
 checks what a researcher would need to be true afterwards, and records what it saw; at the end
-the cases are written to results/tables/faults.json and rendered by scripts/faults_table.py as
-results/tables/faults.md. The oracle is an uninterrupted run of the same configuration: outputs
+the cases are written as faults.json and faults.md (tests/faults_table.py) into a temporary
+directory, never into the checkout, and the path is printed. The oracle is an uninterrupted run of the same configuration: outputs
 are deterministic, so "recovered" means byte-equal to it (for a trained model: every tensor of
 every exported state dict equal).
 """
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import resource
@@ -27,6 +26,7 @@ import psutil
 import pytest
 import torch
 import yaml
+from faults_table import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
@@ -94,16 +94,15 @@ CASES: list[dict] = []
 
 
 @pytest.fixture(scope="module", autouse=True)
-def faults_table():
-    """Write every recorded case to results/tables/faults.{json,md} once the module is done."""
+def faults_table(tmp_path_factory, request):
+    """Write every recorded case to faults.{json,md} in a temporary directory once the module is done."""
     yield
     if not CASES:
         return
-    tables = ROOT / "results" / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    (tables / "faults.json").write_text(json.dumps(CASES, indent=2) + "\n")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "faults_table.py"),
-                    str(tables / "faults.json"), str(tables / "faults.md")], check=True)
+    table = write_table(CASES, tmp_path_factory.mktemp("faults_table"))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+        print(f"\nfault-injection table: {table}")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The thesis filters (seed 002 sections 3.1 and 3.2) on hand-built masks, cut-outs, bad input, tables."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -215,6 +216,10 @@ def test_bad_input_gives_logged_rows_and_no_crash(tmp_path, caplog):
     text = caplog.text
     assert "corrupt.jpg" in text and "gone.jpg" in text and "no detections" in text
     assert "smaller than the size threshold" in text
+    # the config's `filters` mapping, as the rule passes it, decides the same
+    filter_segments(tmp_path / "instances.json", root, tmp_path / "accepted_cfg",
+                    tmp_path / "decisions_cfg.csv", dataclasses.asdict(T), load_photo=_load)
+    assert (tmp_path / "decisions_cfg.csv").read_bytes() == (tmp_path / "decisions.csv").read_bytes()
 
 
 def test_a_mask_of_the_wrong_size_names_the_file(tmp_path):

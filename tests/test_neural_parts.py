@@ -20,7 +20,7 @@ from shapepose.neural_parts.metrics import chamfer_l1, predicted_surface, weight
 from shapepose.neural_parts.model import (COUPLING_AXES, ConditionalINN, CouplingLayer,
                                           NeuralParts, sphere_points)
 from shapepose.neural_parts.table import neural_parts_table, tabulate_neural_parts
-from shapepose.sampling.volume import sample_volume
+from shapepose.sampling.volume import sample_volume_points
 from shapepose.tables import markdown_rows
 
 from configs import config_section
@@ -187,9 +187,9 @@ def test_default_loss_settings_are_the_seeds():
 def sphere_volume_samples():
     radius = 0.4
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=radius)
-    samples = sample_volume(np.asarray(mesh.vertices), np.asarray(mesh.faces), 40_000,
-                            np.random.default_rng(0), cuboid=(1.0, 1.0, 1.0), center=[0.0, 0.0, 0.0],
-                            cell_size=0.04)
+    samples = sample_volume_points(np.asarray(mesh.vertices), np.asarray(mesh.faces), 40_000,
+                                   np.random.default_rng(0), cuboid=(1.0, 1.0, 1.0), center=[0.0, 0.0, 0.0],
+                                   cell_size=0.04)
     return samples, radius
 
 
@@ -296,7 +296,7 @@ def tiny_dataset(tmp_path_factory):
     """Two sequences of 4 frames of an ellipsoid 'person' stepping sideways: samples and renders."""
     from shapepose.io import write_ply
     from shapepose.render import render_meshes
-    from shapepose.sampling.sequence import sample_surface_sequence, sample_volume_sequence
+    from shapepose.sampling.sequence import sample_surface, sample_volume
 
     root = tmp_path_factory.mktemp("np_data")
     ellipsoid = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
@@ -308,10 +308,10 @@ def tiny_dataset(tmp_path_factory):
             vertices = ellipsoid.vertices * [0.2, 0.45, 0.15] + [0.08 * frame - 0.1 * s, 0.9, 0.0]
             write_ply(mesh_dir / f"frame_{frame:06d}.ply", vertices.astype(np.float32), ellipsoid.faces)
         surface, volume = root / f"{sequence}_surface.h5", root / f"{sequence}_volume.h5"
-        sample_surface_sequence(str(mesh_dir), str(surface), sequence=sequence, n_points=2000, seed=5)
-        sample_volume_sequence(str(mesh_dir), str(volume), sequence=sequence, n_points=3000,
-                               cuboid=[1.0, 2.0, 1.0], center="bbox", cell_size=0.08,
-                               strata={"interior": 0.25, "boundary": 0.5, "exterior": 0.25}, seed=5)
+        sample_surface(str(mesh_dir), str(surface), sequence=sequence, n_points=2000, seed=5)
+        sample_volume(str(mesh_dir), str(volume), sequence=sequence, n_points=3000,
+                      cuboid=[1.0, 2.0, 1.0], center="bbox", cell_size=0.08,
+                      strata={"interior": 0.25, "boundary": 0.5, "exterior": 0.25}, seed=5)
         render_meshes(str(mesh_dir), str(root / "renders" / sequence), size=64,
                         camera={"target": [0.0, 0.9, 0.0]})
         files.append(SequenceFiles(sequence, str(surface), str(volume), str(root / "renders" / sequence)))
@@ -341,7 +341,7 @@ def test_batches_are_a_pure_function_of_seed_and_step(tiny_dataset):
 
 
 def test_short_training_lowers_the_loss_and_beats_the_untrained_iou(tiny_dataset, tmp_path):
-    from shapepose.neural_parts.evaluate import evaluate_neural_parts
+    from shapepose.neural_parts.evaluate import eval_neural_parts
     from shapepose.neural_parts.train import build_model, train_neural_parts, validation_iou
     from shapepose.training import load_exported, seed_everything
 
@@ -365,7 +365,7 @@ def test_short_training_lowers_the_loss_and_beats_the_untrained_iou(tiny_dataset
     totals = [float(r["total"]) for r in history if r["total"]]
     assert len(totals) == 4 and totals[-1] < totals[0], totals
 
-    result = evaluate_neural_parts(
+    result = eval_neural_parts(
         model_path=str(tmp_path / "model.pt"), **columns(files), out=str(tmp_path / "eval.json"),
         seed=3, device="cpu", split=TINY_SPLIT, n_points=500, max_frames=None, subdivisions=2,
         image_size=64)

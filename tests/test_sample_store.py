@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 
 from shapepose.errors import InputError
 from shapepose.io import write_ply
-from shapepose.sampling.sequence import frame_rng, sample_surface_sequence, sample_volume_sequence
+from shapepose.sampling.sequence import frame_rng, sample_surface, sample_volume
 from shapepose.sampling.store import (SurfaceSampleWriter, VolumeSampleWriter, morton_order,
                                       octahedral_decode, octahedral_encode, read_surface_samples,
                                       read_volume_samples)
@@ -121,8 +121,8 @@ def box_mesh_dir(path, frames=(0, 5, 12), inward=False):
 
 
 def run_volume(mesh_dir, out, seed=1, n_points=3000):
-    sample_volume_sequence(str(mesh_dir), str(out), sequence="jumping", n_points=n_points,
-                           cuboid=(1.0, 2.0, 1.0), center="bbox", cell_size=0.04, strata=STRATA, seed=seed)
+    sample_volume(str(mesh_dir), str(out), sequence="jumping", n_points=n_points,
+                  cuboid=(1.0, 2.0, 1.0), center="bbox", cell_size=0.04, strata=STRATA, seed=seed)
 
 
 def test_volume_driver_labels_weights_and_attrs(tmp_path):
@@ -147,7 +147,7 @@ def test_volume_driver_labels_weights_and_attrs(tmp_path):
 def test_surface_driver_points_on_the_box(tmp_path):
     mesh_dir = box_mesh_dir(tmp_path / "meshes")
     out = tmp_path / "s.h5"
-    sample_surface_sequence(str(mesh_dir), str(out), sequence="jumping", n_points=2000, seed=1)
+    sample_surface(str(mesh_dir), str(out), sequence="jumping", n_points=2000, seed=1)
     data = read_surface_samples(out, frame=5)
     local = data["points"] - [0.05, 0.0, 0.0]
     # Every point lies on a wall (up to quantization), with that wall's outward normal.
@@ -163,8 +163,8 @@ def test_same_seed_gives_identical_bytes(tmp_path):
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         time.sleep(1.1 if name == "b" else 0)  # a timestamp in the file would now differ
         run_volume(mesh_dir, tmp_path / f"v_{name}.h5", seed=seed)
-        sample_surface_sequence(str(mesh_dir), str(tmp_path / f"s_{name}.h5"), sequence="jumping",
-                                n_points=2000, seed=seed)
+        sample_surface(str(mesh_dir), str(tmp_path / f"s_{name}.h5"), sequence="jumping",
+                       n_points=2000, seed=seed)
         outputs[name] = [(tmp_path / f"{kind}_{name}.h5").read_bytes() for kind in ("v", "s")]
     assert outputs["a"] == outputs["b"]
     assert outputs["a"][0] != outputs["c"][0] and outputs["a"][1] != outputs["c"][1]
@@ -190,7 +190,7 @@ def assert_nothing_written(out):
 def test_bad_input_names_the_file_and_leaves_nothing(tmp_path, driver):
     def run(mesh_dir, out):
         if driver == "surface":
-            sample_surface_sequence(str(mesh_dir), str(out), sequence="s", n_points=100, seed=0)
+            sample_surface(str(mesh_dir), str(out), sequence="s", n_points=100, seed=0)
         else:
             run_volume(mesh_dir, out, n_points=100)
 
@@ -236,7 +236,7 @@ def test_readers_reject_missing_corrupt_and_wrong_files(tmp_path):
         read_surface_samples(garbage)
     mesh_dir = box_mesh_dir(tmp_path / "meshes", frames=(0,))
     surface = tmp_path / "s.h5"
-    sample_surface_sequence(str(mesh_dir), str(surface), sequence="s", n_points=100, seed=0)
+    sample_surface(str(mesh_dir), str(surface), sequence="s", n_points=100, seed=0)
     with pytest.raises(InputError, match="s.h5"):
         read_volume_samples(surface)  # a surface file is not a volume file
     with pytest.raises(InputError, match="frame 4"):

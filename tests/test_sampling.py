@@ -5,9 +5,9 @@ import pytest
 import trimesh
 from scipy import stats
 
-from shapepose.sampling.surface import sample_surface
+from shapepose.sampling.surface import sample_surface_points
 from shapepose.sampling.volume import (allocate_points, make_grid, normalized_fractions,
-                                       sample_volume)
+                                       sample_volume_points)
 
 RADIUS = 0.4
 SPHERE_FRACTION = 4 / 3 * np.pi * RADIUS**3  # of a 1 x 1 x 1 cuboid
@@ -26,8 +26,8 @@ def polyhedron_volume(vertices, faces):
 
 
 def unit_cube_samples(sphere, n_points, seed):
-    return sample_volume(*sphere, n_points, np.random.default_rng(seed), cuboid=(1.0, 1.0, 1.0),
-                         center=[0.0, 0.0, 0.0], cell_size=0.04)
+    return sample_volume_points(*sphere, n_points, np.random.default_rng(seed),
+                                cuboid=(1.0, 1.0, 1.0), center=[0.0, 0.0, 0.0], cell_size=0.04)
 
 
 def test_weighted_inside_fraction_of_a_sphere(sphere):
@@ -63,8 +63,8 @@ def test_estimate_is_unbiased_over_seeds(sphere):
 def test_mesh_partly_outside_the_cuboid_still_unbiased(sphere):
     """A fixed centre that cuts the sphere: the estimate is of the part inside the cuboid."""
     vertices, faces = sphere
-    samples = sample_volume(vertices, faces, 100_000, np.random.default_rng(2), cuboid=(1.0, 1.0, 1.0),
-                            center=[0.0, 0.0, 0.6])  # cuboid z in [0.1, 1.1]
+    samples = sample_volume_points(vertices, faces, 100_000, np.random.default_rng(2),
+                                   cuboid=(1.0, 1.0, 1.0), center=[0.0, 0.0, 0.6])  # cuboid z in [0.1, 1.1]
     cap_height = RADIUS - 0.1
     cap = np.pi * cap_height**2 * (3 * RADIUS - cap_height) / 3
     assert np.sum(samples.weights * samples.inside) == pytest.approx(cap, rel=0.02)
@@ -78,8 +78,8 @@ def test_same_seed_same_samples(sphere):
     assert a.codes.tobytes() == b.codes.tobytes()
     assert a.inside.tobytes() == b.inside.tobytes() and a.weights.tobytes() == b.weights.tobytes()
     assert a.codes.tobytes() != c.codes.tobytes()
-    p, n = sample_surface(*sphere, 1000, np.random.default_rng(3))
-    q, m = sample_surface(*sphere, 1000, np.random.default_rng(3))
+    p, n = sample_surface_points(*sphere, 1000, np.random.default_rng(3))
+    q, m = sample_surface_points(*sphere, 1000, np.random.default_rng(3))
     assert p.tobytes() == q.tobytes() and n.tobytes() == m.tobytes()
 
 
@@ -116,7 +116,7 @@ def test_every_nonempty_stratum_gets_a_point():
 
 def test_surface_points_lie_on_the_sphere_with_radial_normals(sphere):
     vertices, faces = sphere
-    points, normals = sample_surface(vertices, faces, 20_000, np.random.default_rng(4))
+    points, normals = sample_surface_points(vertices, faces, 20_000, np.random.default_rng(4))
     radius = np.linalg.norm(points, axis=1)
     # A triangle inscribed in the sphere lies between its plane, at sqrt(R^2 - rho^2) from the
     # centre (rho: circumradius, abc / 4 area), and the sphere.
@@ -136,7 +136,7 @@ def test_surface_sampling_is_area_uniform_over_box_faces():
     half = np.array([0.5, 1.0, 1.5])  # face areas 6, 3 and 2 (x, y and z faces)
     box = trimesh.creation.box(extents=2 * half)
     n = 60_000
-    points, normals = sample_surface(box.vertices, box.faces, n, np.random.default_rng(5))
+    points, normals = sample_surface_points(box.vertices, box.faces, n, np.random.default_rng(5))
     axis = np.argmax(np.abs(points) / half, axis=1)  # the wall a point lies on: x, y or z
     rows = np.arange(n)
     np.testing.assert_allclose(np.abs(points[rows, axis]), half[axis], atol=1e-12)
@@ -153,7 +153,7 @@ def test_points_are_uniform_inside_a_triangle():
     """The corner quarter of a triangle (barycentric weight of a corner > 1/2) holds 1/4 of them."""
     corners = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.3, 1.7, 0.0]])
     n = 40_000
-    points, _ = sample_surface(corners, np.array([[0, 1, 2]]), n, np.random.default_rng(6))
+    points, _ = sample_surface_points(corners, np.array([[0, 1, 2]]), n, np.random.default_rng(6))
     # Barycentric weights by solving the 2D system.
     edges = np.stack([corners[1, :2] - corners[0, :2], corners[2, :2] - corners[0, :2]], axis=1)
     uv = np.linalg.solve(edges, (points[:, :2] - corners[0, :2]).T).T
@@ -175,7 +175,7 @@ def test_volume_labels_on_a_skinned_body_match_libigl():
     from shapepose.bodies.demo import example_mesh
 
     vertices, faces = example_mesh(seed=3)
-    samples = sample_volume(vertices, faces, 20_000, np.random.default_rng(5))
+    samples = sample_volume_points(vertices, faces, 20_000, np.random.default_rng(5))
     oracle = igl.fast_winding_number(vertices.astype(np.float64), faces.astype(np.int64),
                                      samples.points) > 0.5
     assert np.mean(samples.inside == oracle) >= 0.9999

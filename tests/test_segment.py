@@ -20,7 +20,8 @@ from shapepose.images.stanford import write_class_names, write_devkit_annotation
 from shapepose.segmentation import (
     COCO_IDS, Segmenter, TorchvisionSegmenter, build_demo_model, coco_ids_of_contiguous,
     load_segmenter)
-from shapepose.segmentation.shards import gather_shards, parse_shard, segment_shard, shard_of
+from shapepose.segmentation.shards import (
+    gather_segments, parse_shard, segment, segment_shard, shard_of)
 
 from configs import config_section
 
@@ -157,7 +158,7 @@ def five_photos(tmp_path):
 def test_gather_keeps_every_photo_exactly_once(tmp_path, five_photos):
     root, names = five_photos
     files = _fake_shards(tmp_path, names, 3, {"backend": "fixed"})
-    meta = gather_shards(files, root, tmp_path / "all.json")
+    meta = gather_segments(shards=files, photos=root, out=tmp_path / "all.json")
     merged, stored = read_instances(tmp_path / "all.json")
     assert [im.image for im in merged] == names
     assert stored["shards"] == 3 and stored["n_photos"] == 5 == meta["n_photos"]
@@ -179,7 +180,7 @@ def test_gather_rejects_a_damaged_shard_naming_it(tmp_path, five_photos, damage)
         meta["shard"] = "1-of-2"
     write_instances(victim, images, meta)
     with pytest.raises(InputError) as err:
-        gather_shards(files, root, tmp_path / "all.json")
+        gather_segments(shards=files, photos=root, out=tmp_path / "all.json")
     assert str(victim) in str(err.value)
     assert not (tmp_path / "all.json").exists()
 
@@ -385,6 +386,17 @@ def test_short_training_lowers_the_loss_and_exports_a_usable_model(tmp_path):
     image, _ = car_photo(np.random.default_rng(9), 64, 80)
     found = segmenter.predict(image)
     assert all(i.mask.shape == (64, 80) and 1 <= i.category_id <= 90 for i in found)
+
+    # the rule's entry: the same weights loaded from the config's settings, one shard written
+    root = write_stanford(tmp_path / "photos", {"cars_test/00001.jpg": car_photo(
+        np.random.default_rng(10), 64, 80)[0]})
+    meta = segment(photos=root, weights=tmp_path / "model.pt", out=tmp_path / "1-of-1.json",
+                   shard="1-of-1", backend="torchvision", arch="demo", score_threshold=0.0,
+                   nms_threshold=0.5, mask_threshold=0.5, device="cpu")
+    images, written = read_instances(tmp_path / "1-of-1.json")
+    assert [im.image for im in images] == ["cars_test/00001.jpg"] and images[0].error is None
+    assert written["shard"] == meta["shard"] == "1-of-1"
+    assert written["segmenter"]["backend"] == "torchvision"
 
 
 def test_same_seed_gives_the_same_model_bytes(tmp_path):

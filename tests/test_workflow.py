@@ -89,7 +89,7 @@ def test_default_plan(tmp_path):
                               "train_shape_pose": 1 + n_styles,
                               "eval_shape_pose": (2 + n_styles) * (1 + n_styles),
                               "eval_real_masks": 2 + n_styles, "tabulate_shape_pose": 1,
-                              "metric_tables": 1, "all": 1})
+                              "collect_tables": 1, "all": 1})
     assert len(wildcards) == n
 
 

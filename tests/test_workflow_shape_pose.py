@@ -23,7 +23,7 @@ CARS = "tiny_sp"
 EXPERIMENT = "tight"
 VARIANTS = ["untrained", "original", EXPERIMENT]  # the table's order: untrained first
 TEST_SETS = ["original", EXPERIMENT]
-# The whole workflow at toy size (50 s on two idle cores): every branch feeds metric_tables and
+# The whole workflow at toy size (50 s on two idle cores): every branch feeds collect_tables and
 # the report. The run replaces config.yaml by config.yaml merged with these settings and with its
 # style experiments replaced by the one here (they would stay otherwise: tests/configs.py).
 TINY = {
@@ -157,7 +157,7 @@ def test_table_6_2_has_every_variant_on_every_test_set_and_the_seed_rows(tiny):
         assert int(row["n_views"]) == N_TEST_VIEWS
 
 
-def test_real_masks_plot_and_metric_tables(tiny):
+def test_real_masks_plot_and_collected_tables(tiny):
     workdir, _ = tiny
     for variant in VARIANTS:
         rows = read_csv(workdir / f"results/shape_pose/{CARS}/{variant}/real_masks.csv")
@@ -228,7 +228,7 @@ def test_changing_a_training_setting_replans_only_shape_pose_and_the_tables(tiny
     assert job_counts(text) == Counter({
         "train_shape_pose": n_variants - 1,  # the untrained row reuses the original's model file
         "eval_shape_pose": n_variants * len(TEST_SETS), "eval_real_masks": n_variants,
-        "tabulate_shape_pose": 1, "metric_tables": 1, "all": 1}), text
+        "tabulate_shape_pose": 1, "collect_tables": 1, "all": 1}), text
 
 
 @pytest.mark.parametrize("key, value, rules", [
@@ -241,7 +241,7 @@ def test_changing_an_evaluation_setting_rescores_without_retraining(tiny, key, v
     text = snakemake(workdir, "-n", config=edited(config, "evaluation", key, value))
     per_rule = {"eval_shape_pose": len(VARIANTS) * len(TEST_SETS), "eval_real_masks": len(VARIANTS)}
     assert job_counts(text) == Counter({rule: per_rule[rule] for rule in rules}
-                                       | {"tabulate_shape_pose": 1, "metric_tables": 1, "all": 1}), text
+                                       | {"tabulate_shape_pose": 1, "collect_tables": 1, "all": 1}), text
 
 
 def test_an_experiment_named_untrained_is_rejected_before_any_job(tmp_path):

@@ -1,12 +1,12 @@
 """Procedural demo bodies written exactly as DFAUST registrations, plus a joints side file.
 
-Each sequence is first written on its own (`write_demo_sequence`): a registrations file in
-DFAUST's layout holding `faces` and that one `{subject}_{sequence}` dataset, and a joints file.
-The workflow extracts meshes from these, so a change to one sequence reruns only that sequence's
-jobs. `assemble_demo_bodies` then merges them into `registrations_{m,f}.hdf5` exactly as DFAUST
+Each sequence is first written on its own (`make_demo_sequence`, the rule's entry, through
+`write_demo_sequence`): a registrations file in DFAUST's layout holding `faces` and that one
+`{subject}_{sequence}` dataset, and a joints file. The workflow extracts meshes from these, so a
+change to one sequence reruns only that sequence's jobs. `make_demo_bodies` then merges them into `registrations_{m,f}.hdf5` exactly as DFAUST
 ships them (`faces` (F, 3) int32 and one (V, 3, T) float32 dataset per `{subject}_{sequence}`)
 and one joints file with what the pose models need (world joints, local axis-angle pose, root
-translation, identity factors, rest joints).
+translation, identity factors, rest joints). `write_demo_bodies` does both steps in one call.
 Every random draw comes from `seed`, the subject and the sequence, so adding a subject or a
 sequence leaves the others unchanged, and the same arguments give byte-identical files.
 """
@@ -34,8 +34,8 @@ MODEL_VERSION = "2"  # bump whenever a change in shapepose/bodies alters the gen
 GENERATOR = "shapepose demo bodies"
 _FRAMES_PER_CHUNK = 64  # posing memory grows with frames x vertices; pose long sequences in chunks
 
-__all__ = ["MOTIONS", "assemble_demo_bodies", "demo_sequence", "example_mesh", "make_demo_bodies",
-           "write_demo_sequence"]
+__all__ = ["MOTIONS", "demo_sequence", "example_mesh", "make_demo_bodies", "make_demo_sequence",
+           "write_demo_bodies", "write_demo_sequence"]
 
 
 def subject_identity(seed: int, subject: str, sex: str) -> Identity:
@@ -45,7 +45,7 @@ def subject_identity(seed: int, subject: str, sex: str) -> Identity:
 
 def demo_sequence(*, seed: int, subject: str, sex: str, motion: str, n_frames: int,
                   fps: float) -> dict[str, np.ndarray]:
-    """One demo sequence on its own, exactly as `make_demo_bodies` writes it (see `perform`)."""
+    """One demo sequence on its own, exactly as `write_demo_bodies` writes it (see `perform`)."""
     body = Body(subject_identity(seed, subject, sex))
     return perform(body, motion, int(n_frames), fps, derive_rng(seed, "motion", subject, motion))
 
@@ -120,7 +120,7 @@ def write_demo_sequence(registrations: str | os.PathLike, joints: str | os.PathL
     """One subject performing one motion: a one-sequence DFAUST-layout file and its joints file.
 
     The registrations file carries the subject's sex as an attribute, which
-    `assemble_demo_bodies` uses to choose between `registrations_m` and `registrations_f`.
+    `make_demo_bodies` uses to choose between the `m` and `f` registrations files.
     """
     _check_arguments({subject: sex}, [motion], n_frames, fps)
     key = f"{subject}_{motion}"
@@ -139,6 +139,24 @@ def write_demo_sequence(registrations: str | os.PathLike, joints: str | os.PathL
                 _dataset(side[name], key, out[name])
 
 
+def make_demo_sequence(*, registrations: str | os.PathLike, joints: str | os.PathLike,
+                       sequence: str, sex: str, motion: str, n_frames: int, fps: float, seed: int,
+                       model_version: str) -> None:
+    """Demo sequence `{subject}_{motion}` as its two files (`write_demo_sequence`).
+
+    model_version: the `MODEL_VERSION` the workflow's plan was made with. Another one means this
+    code would write data the plan did not expect (its outputs look up to date but are not), so
+    the job stops and asks for a rerun.
+    """
+    if model_version != MODEL_VERSION:
+        raise RuntimeError("the DAG was built with another shapepose.bodies version; rerun snakemake")
+    subject, named_motion = sequence.split("_", 1)
+    if named_motion != motion:
+        raise ValueError(f"sequence {sequence!r} does not name motion {motion!r}")
+    write_demo_sequence(registrations, joints, subject=subject, sex=sex, motion=motion,
+                        n_frames=n_frames, fps=fps, seed=seed)
+
+
 def _copy(source: h5py.Group, target: h5py.Group, name: str) -> None:
     item = source[name]
     if isinstance(item, h5py.Group):
@@ -150,15 +168,19 @@ def _copy(source: h5py.Group, target: h5py.Group, name: str) -> None:
         _dataset(target, name, item[()])
 
 
-def assemble_demo_bodies(parts: list[tuple[str, str]], registrations_m: str | os.PathLike,
-                         registrations_f: str | os.PathLike, joints: str | os.PathLike) -> None:
-    """Merge (registrations, joints) pairs of `write_demo_sequence` into DFAUST's two files.
+def make_demo_bodies(*, registrations: list[str | os.PathLike], joints: list[str | os.PathLike],
+                     out_m: str | os.PathLike, out_f: str | os.PathLike,
+                     out_joints: str | os.PathLike) -> None:
+    """Merge the per-sequence files of `write_demo_sequence` into DFAUST's two files and one joints file.
 
-    The result does not depend on the order of `parts`; all parts must share seed and fps.
+    registrations[i] and joints[i] are the two files of one sequence. The result does not depend
+    on the order of the sequences; all must share seed, fps and model version.
     """
+    if len(registrations) != len(joints):
+        raise ValueError(f"{len(registrations)} registrations files but {len(joints)} joints files")
     opened = []
     with contextlib.ExitStack() as stack:
-        for reg_path, joints_path in parts:
+        for reg_path, joints_path in zip(registrations, joints):
             reg = stack.enter_context(h5py.File(reg_path, "r"))
             side = stack.enter_context(h5py.File(joints_path, "r"))
             keys = [k for k in reg if k != FACES_KEY]
@@ -173,8 +195,8 @@ def assemble_demo_bodies(parts: list[tuple[str, str]], registrations_m: str | os
         seed, fps = int(opened[0][1].attrs["seed"]), float(opened[0][1].attrs["fps"])
         faces = load_template().faces.astype(np.int32)
         tmp = {sex: stack.enter_context(atomic_file(path))
-               for sex, path in (("m", registrations_m), ("f", registrations_f))}
-        tmp_joints = stack.enter_context(atomic_file(joints))
+               for sex, path in (("m", out_m), ("f", out_f))}
+        tmp_joints = stack.enter_context(atomic_file(out_joints))
         with contextlib.ExitStack() as files:
             out = {sex: files.enter_context(h5py.File(p, "w")) for sex, p in tmp.items()}
             out_side = files.enter_context(h5py.File(tmp_joints, "w"))
@@ -195,7 +217,7 @@ def assemble_demo_bodies(parts: list[tuple[str, str]], registrations_m: str | os
                         _copy(side[name], out_side[name], subject)
 
 
-def make_demo_bodies(registrations_m: str, registrations_f: str, joints: str, *,
+def write_demo_bodies(registrations_m: str, registrations_f: str, joints: str, *,
                      subjects: dict[str, str], sequences: list[str], n_frames: int, fps: float,
                      seed: int) -> None:
     """Every subject performing every sequence, straight to the three assembled files.
@@ -214,7 +236,8 @@ def make_demo_bodies(registrations_m: str, registrations_f: str, joints: str, *,
                 write_demo_sequence(*part, subject=subject, sex=subjects[subject], motion=motion,
                                     n_frames=n_frames, fps=fps, seed=seed)
                 parts.append(part)
-        assemble_demo_bodies(parts, registrations_m, registrations_f, joints)
+        make_demo_bodies(registrations=[reg for reg, _ in parts], joints=[j for _, j in parts],
+                         out_m=registrations_m, out_f=registrations_f, out_joints=joints)
 
 
 def example_mesh(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -270,14 +270,17 @@ def judge_photo(entry: ImageInstances, load_photo: Callable[[Path], np.ndarray],
 
 
 def filter_segments(instances: str | Path, photos_root: str | Path, accepted: str | Path,
-                    decisions_csv: str | Path, thresholds: FilterThresholds,
+                    decisions_csv: str | Path, thresholds: FilterThresholds | Mapping,
                     load_photo: Callable[[Path], np.ndarray] | None = None) -> list[Decision]:
     """Judge every instance of an instances file; write the accepted cut-outs and the decisions.
 
     accepted: directory of RGBA PNGs named by `cutout_name`; decisions_csv: one row per instance
     plus one per photo without any (see `Decision.row`). `load_photo` defaults to
-    `shapepose.images.rgba.read_photo`.
+    `shapepose.images.rgba.read_photo`. thresholds: a `FilterThresholds`, or config `filters` for
+    its `from_config`.
     """
+    if not isinstance(thresholds, FilterThresholds):
+        thresholds = FilterThresholds.from_config(dict(thresholds))
     if load_photo is None:
         load_photo = read_photo
     images, _ = read_instances(instances)

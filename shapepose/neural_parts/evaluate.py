@@ -38,10 +38,10 @@ def evaluate_frame(model, samples, device, *, n_points: int, rng: np.random.Gene
     return {"iou": iou, **chamfer_l1(predicted, target)}
 
 
-def evaluate_neural_parts(*, model_path: str, sequences: list[str], surface: list[str],
-                          volume: list[str], renders: list[str], out: str, seed: int, device: str,
-                          split: dict, n_points: int, max_frames: int | None, subdivisions: int,
-                          image_size: int) -> dict:
+def eval_neural_parts(*, model_path: str, sequences: list[str], surface: list[str],
+                      volume: list[str], renders: list[str], out: str, seed: int, device: str,
+                      split: dict, n_points: int, max_frames: int | None, subdivisions: int,
+                      image_size: int) -> dict:
     """Evaluate on every test frame (or `max_frames` evenly spaced ones) and write `out` (JSON)."""
     device = pick_device(device)
     exported = load_exported(model_path, map_location=device)

@@ -2,8 +2,8 @@
 
 Where things live (imported from the modules, so that reading samples needs only h5py and numpy):
 - `inside`: `WindingNumber`, `inside_mesh` -- the inside test (generalized winding number).
-- `surface`: `sample_surface` -- area-uniform points with face normals.
-- `volume`: `sample_volume`, `VolumeSamples` -- stratified points, labels, unbiased weights.
+- `surface`: `sample_surface_points` -- area-uniform points with face normals.
+- `volume`: `sample_volume_points`, `VolumeSamples` -- stratified points, labels, unbiased weights.
 - `store`: `read_surface_samples`, `read_volume_samples` and the writers.
-- `sequence`: `sample_surface_sequence`, `sample_volume_sequence` -- per-sequence drivers.
+- `sequence`: `sample_surface`, `sample_volume` -- per-sequence drivers.
 """

@@ -14,9 +14,9 @@ from shapepose.io import atomic_file
 from shapepose.meshes import list_frames, load_frame, signed_volume
 from shapepose.sampling.inside import INSIDE_TEST
 from shapepose.sampling.store import SurfaceSampleWriter, VolumeSampleWriter
-from shapepose.sampling.surface import sample_surface
+from shapepose.sampling.surface import sample_surface_points
 from shapepose.sampling.volume import (STRATA, WEIGHTS_DEFINITION, cuboid_center, make_grid,
-                                       normalized_fractions, sample_volume)
+                                       normalized_fractions, sample_volume_points)
 from shapepose.seeding import RNG_NOTE, derive_rng
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _progress(frames: list, task: str, sequence: str):
     return tqdm(frames, desc=f"{task} {sequence}", unit="frame", file=sys.stderr)
 
 
-def sample_surface_sequence(
+def sample_surface(
     mesh_dir: str, out: str, *, sequence: str, n_points: int, seed: int
 ) -> None:
     """Surface points with normals for every frame mesh in mesh_dir, written to the HDF5 `out`."""
@@ -52,14 +52,14 @@ def sample_surface_sequence(
             vertices, faces = load_frame(path, frame)
             rng = frame_rng(seed, "surface", sequence, frame)
             try:
-                points, normals = sample_surface(vertices, faces, int(n_points), rng)
+                points, normals = sample_surface_points(vertices, faces, int(n_points), rng)
             except ValueError as error:
                 raise InputError(path, str(error), frame=frame) from None
             writer.write(index, frame, points, normals)
         writer.close()
 
 
-def sample_volume_sequence(
+def sample_volume(
     mesh_dir: str,
     out: str,
     *,
@@ -99,7 +99,7 @@ def sample_volume_sequence(
             if not signed_volume(vertices, faces) > 0:
                 raise InputError(path, "the mesh encloses no positive volume (faces point inward?)",
                                  frame=frame)
-            samples = sample_volume(
+            samples = sample_volume_points(
                 vertices, faces, int(n_points), frame_rng(seed, "volume", sequence, frame),
                 cuboid=cuboid, center=center, cell_size=cell_size, strata=strata,
             )

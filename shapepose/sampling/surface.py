@@ -35,7 +35,7 @@ def sample_on_faces(
     return points, chosen
 
 
-def sample_surface(
+def sample_surface_points(
     vertices: np.ndarray, faces: np.ndarray, n_points: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw n_points uniformly over the surface area of the mesh, with their face normals.

@@ -307,7 +307,7 @@ class VolumeSamples:
         return self.origin + self.codes * self.scale
 
 
-def sample_volume(
+def sample_volume_points(
     vertices: np.ndarray,
     faces: np.ndarray,
     n_points: int,

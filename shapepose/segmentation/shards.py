@@ -21,7 +21,7 @@ from shapepose.errors import InputError
 from shapepose.images.instances import ImageInstances, read_instances, write_instances
 from shapepose.images.rgba import read_photo
 from shapepose.images.stanford import read_stanford_cars
-from shapepose.segmentation.backends import Segmenter
+from shapepose.segmentation.backends import DETECTRON2_CONFIG, Segmenter, load_segmenter
 
 log = logging.getLogger("shapepose.segmentation")
 
@@ -93,17 +93,34 @@ def segment_shard(photos_root: str | Path, out: str | Path, *, shard: str,
     return meta
 
 
-def gather_shards(shard_files: list[str | Path], photos_root: str | Path, out: str | Path) -> dict:
+def segment(*, photos: str | Path, weights: str | Path, out: str | Path, shard: str,
+            backend: str, arch: str = "demo", detectron2_config: str = DETECTRON2_CONFIG,
+            score_threshold: float, nms_threshold: float, mask_threshold: float,
+            device: str = "auto") -> dict:
+    """Shard `shard` ("k-of-n") of the photos at `photos` through the configured Mask R-CNN.
+
+    The segmenter is `load_segmenter(backend, weights, ...)` on `device` ("auto": a GPU where
+    there is one); see `segment_shard` for what `out` holds.
+    """
+    from shapepose.training.device import pick_device
+
+    segmenter = load_segmenter(backend, weights, arch=arch, detectron2_config=detectron2_config,
+                               score_threshold=score_threshold, nms_threshold=nms_threshold,
+                               mask_threshold=mask_threshold, device=pick_device(device))
+    return segment_shard(photos, out, shard=shard, segmenter=segmenter)
+
+
+def gather_segments(*, shards: list[str | Path], photos: str | Path, out: str | Path) -> dict:
     """Merge the shard files (in shard order 1..n) into `out`, each photo exactly once.
 
     A shard holding a photo that is not its own or holding one twice, or a photo no shard holds,
     is an `InputError` naming the shard file.
     """
-    relpaths = sorted(p.relpath for p in read_stanford_cars(photos_root))
-    count = len(shard_files)
+    relpaths = sorted(p.relpath for p in read_stanford_cars(photos))
+    count = len(shards)
     merged: dict[str, ImageInstances] = {}
     describe = None
-    for index, path in enumerate(shard_files):
+    for index, path in enumerate(shards):
         images, meta = read_instances(path)
         expected = shard_of(relpaths, index, count)
         if meta.get("shard") != f"{index + 1}-of-{count}":

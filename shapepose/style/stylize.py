@@ -63,8 +63,8 @@ def _write_png(path: Path, rgba: np.ndarray) -> None:
     Image.fromarray(rgba, mode="RGBA").save(path, optimize=False)
 
 
-def stylize_dataset(*, model: str, synthetic: str, out: str, alpha_csv: str, device: str = "auto",
-                    batch_size: int = 16) -> dict:
+def stylize(*, model: str, synthetic: str, out: str, alpha_csv: str, device: str = "auto",
+            batch_size: int = 16) -> dict:
     """Write the stylized copy of `synthetic` to `out` and the per-image table to `alpha_csv`."""
     device = pick_device(device)
     exported = load_exported(model)

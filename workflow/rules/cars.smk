@@ -10,13 +10,13 @@ if CARS_DEMO:
             segmenter_train=directory(f"{DEMO_CARS_DIR}/segmenter_train"),
         params:
             seed=config["seed"],
-            synthetic=config["demo_cars"]["synthetic"],
-            photos=config["demo_cars"]["photos"],
+            synthetic_options=config["demo_cars"]["synthetic"],
+            photo_options=config["demo_cars"]["photos"],
             shape=config["demo_cars"]["shape"],
         # One process rendering on the CPU (EGL): 19 s and 262 MB measured for the demo set.
         threads: 1
         resources:
-            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            mem_mb=memory_mb(1000),
             runtime=30,
         log:
             f"logs/make_demo_cars/{CARS}.log",

@@ -1,5 +1,6 @@
 # Helpers shared across the workflow: dataset paths, the list of sequences, and their digests.
 import atexit
+import re
 import sys
 from pathlib import Path
 
@@ -7,7 +8,20 @@ sys.path.insert(0, workflow.basedir)  # the shapepose package lives beside the S
 
 from snakemake.logging import logger
 
+from shapepose.config import UNTRAINED, check_config
 from shapepose.provenance import DigestCache, source_digest
+
+
+check_config(config)  # every check between parts of the config, in one tested function
+
+
+def memory_mb(first_attempt_mb):
+    """A rule's `mem_mb`: `first_attempt_mb` on the first attempt, that much more on each retry.
+
+    With `--retries` (profiles/slurm sets them), a job killed for exceeding its memory is retried
+    with twice, then three times the memory; Snakemake calls the returned function per attempt.
+    """
+    return lambda wildcards, attempt: first_attempt_mb * attempt
 
 
 DATASET = config["meshes"]["dataset"]
@@ -31,32 +45,21 @@ def demo_sequence_path(name):
 def _find_subjects():
     """Map every configured subject to the file (sex) that holds it, failing early if absent."""
     subjects = config["meshes"]["subjects"]
-    if DEMO:
-        demo = config["demo_bodies"]["subjects"]
-        missing = [s for s in subjects if s not in demo]
-        if missing:
-            raise ValueError(
-                f"config: meshes.subjects {missing} are not among demo_bodies.subjects {sorted(demo)}"
-            )
-        unknown = [q for q in config["meshes"]["sequences"] if q not in config["demo_bodies"]["sequences"]]
-        if unknown:
-            raise ValueError(
-                f"config: meshes.sequences {unknown} are not among demo_bodies.sequences"
-            )
-        return {s: demo[s] for s in subjects}
-    import h5py
+    if DEMO:  # check_config has made sure every subject is a demo subject
+        return {s: config["demo_bodies"]["subjects"][s] for s in subjects}
+    from shapepose.dfaust import sequences_by_sex
+    from shapepose.errors import InputError
 
+    try:  # the one read of the downloaded files while the DAG is built: key names only
+        sex_of_key = sequences_by_sex({sex: registrations_path(sex) for sex in ("m", "f")})
+    except InputError as exc:
+        raise ValueError(f"config: meshes.registrations: {exc}") from None
     found = {}
-    for sex in ("m", "f"):
-        path = registrations_path(sex)
-        if not Path(path).exists():
-            raise ValueError(f"config: meshes.registrations.{sex}: file {path} does not exist")
-        with h5py.File(path, "r") as fh:
-            for key in fh.keys():
-                subject = key.split("_", 1)[0]
-                if subject in subjects:
-                    found[subject] = sex
-                    AVAILABLE.add(key)
+    for key, sex in sex_of_key.items():
+        subject = key.split("_", 1)[0]
+        if subject in subjects:
+            found[subject] = sex
+            AVAILABLE.add(key)
     missing = [s for s in subjects if s not in found]
     if missing:
         raise ValueError(f"config: subjects {missing} are in neither registrations file")
@@ -270,19 +273,12 @@ def style_transfer_outputs():
 
 # ---- Shape and pose (seed 002 chapters 5-6): variants, test sets, and what `all` asks for --------
 
-import re
-
 SHAPE_POSE = config["shape_pose"]
 SHAPE_POSE_VARIANTS = ["original", *STYLE_EXPERIMENTS]  # one trained model each
-SHAPE_POSE_UNTRAINED = "untrained"  # the original variant's architecture at its step-0 weights
+SHAPE_POSE_UNTRAINED = UNTRAINED  # the original variant's architecture at its step-0 weights
 SHAPE_POSE_EVAL_VARIANTS = [*SHAPE_POSE_VARIANTS, SHAPE_POSE_UNTRAINED]
 SHAPE_POSE_TEST_SETS = ["original", *STYLE_EXPERIMENTS]  # every test split, stylized or not
 SHAPE_POSE_DIR = f"results/shape_pose/{CARS}/{{variant}}"
-if SHAPE_POSE_UNTRAINED in STYLE_EXPERIMENTS:
-    raise ValueError(
-        f"config: style_transfer.experiments may not be named '{SHAPE_POSE_UNTRAINED}': the "
-        "shape-and-pose tables use that name for the model before training"
-    )
 
 
 def one_of(names):
@@ -329,3 +325,17 @@ SHAPE_POSE_KDE_POINTS = _EVALUATION["real_masks"]["kde_points"]
 def shape_pose_outputs():
     """Everything the shape-and-pose stage produces that `all` asks for."""
     return list(rules.tabulate_shape_pose.output)
+
+
+# ---- Every wildcard's constraint, in one place --------------------------------------------------
+# Names the config lists match exactly those names (`one_of`); counts and shard items are numbers.
+# A variant is a trained one or the untrained row; `train_shape_pose` is only ever asked for the
+# trained ones (`shape_pose_model` maps the untrained row to the original variant's model).
+
+wildcard_constraints:
+    sequence="[A-Za-z0-9]+_[A-Za-z0-9_]+",
+    n_primitives=r"\d+",
+    scatteritem=r"\d+-of-\d+",
+    experiment=one_of(STYLE_EXPERIMENTS),
+    variant=one_of(SHAPE_POSE_EVAL_VARIANTS),
+    test_set=one_of(SHAPE_POSE_TEST_SETS),

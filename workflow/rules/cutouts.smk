@@ -13,7 +13,7 @@ rule filter_segments:
     # a time, so memory follows the photo size, not the number of instances).
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        mem_mb=memory_mb(1000),
         runtime=30,  # minutes; about 20 ms per instance, so thousands of photos fit
     log:
         f"logs/filter_segments/{CARS}.log",
@@ -36,7 +36,7 @@ rule fit_frame_ratio:
     # A least-squares fit over one ratio per render: 0.6 s and 98 MB measured on the demo.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        mem_mb=memory_mb(500),
         runtime=10,
     log:
         f"logs/fit_frame_ratio/{CARS}.log",
@@ -62,7 +62,7 @@ rule normalize_segments:
     # One cut-out at a time: 0.65 s and 96 MB measured on the demo; time grows with the cut-outs.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        mem_mb=memory_mb(500),
         runtime=30,
     log:
         f"logs/normalize_segments/{CARS}.log",
@@ -114,7 +114,7 @@ rule tabulate_segments:
     # Tables and one plot from CSV/JSON files: 1.1 s and 128 MB (matplotlib) measured.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        mem_mb=memory_mb(500),
         runtime=10,
     log:
         f"logs/tabulate_segments/{CARS}.log",

@@ -17,7 +17,7 @@ if DEMO:
         threads: 1
         resources:
             # about 130 MB peak; memory doubles on a retry after an out-of-memory kill
-            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            mem_mb=memory_mb(1000),
             runtime=10,  # minutes; one demo sequence takes about a second
         log:
             f"logs/make_demo_sequence/{DATASET}/{{sequence}}.log",
@@ -41,7 +41,7 @@ if DEMO:
         threads: 1
         resources:
             # holds one demo sequence at a time while copying it into the assembled files
-            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            mem_mb=memory_mb(1000),
             runtime=10,
         log:
             f"logs/make_demo_bodies/{DATASET}.log",
@@ -67,7 +67,7 @@ rule extract_meshes:
     threads: 1
     resources:
         # one DFAUST sequence as float32 (6890 x 3 x ~1000 frames: under 100 MB) plus one mesh
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        mem_mb=memory_mb(1000),
         runtime=30,  # minutes; writing ~1000 PLY files, with hole repair if enabled
     log:
         f"logs/extract_meshes/{DATASET}/{{sequence}}.log",

@@ -17,13 +17,11 @@ rule train_neural_parts:
         training=NEURAL_PARTS["training"],
         device=NEURAL_PARTS["device"],
         seed=config["seed"],
-    wildcard_constraints:
-        n_primitives=r"\d+",
     # One thread: two torch threads on two busy cores spin-wait on each other (several times
     # slower per step); give a GPU or more threads (--set-threads) where the node has them.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        mem_mb=memory_mb(4000),
         runtime=600,  # minutes; the demo default takes about 1 on one CPU core
         gpu=1,
     log:
@@ -47,14 +45,13 @@ rule eval_neural_parts:
         split=NEURAL_PARTS["split"],
         image_size=NEURAL_PARTS["model"]["image_size"],
         subdivisions=NEURAL_PARTS["sphere_subdivisions"],
-        eval=NEURAL_PARTS["eval"],
+        n_points=NEURAL_PARTS["eval"]["n_points"],
+        max_frames=NEURAL_PARTS["eval"]["max_frames"],
         device=NEURAL_PARTS["device"],
         seed=config["seed"],
-    wildcard_constraints:
-        n_primitives=r"\d+",
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # 985 MB measured (demo, 5000 points)
+        mem_mb=memory_mb(4000),  # 985 MB measured (demo, 5000 points)
         runtime=120,  # minutes; 11 s measured for the demo's test frames on one CPU core
         gpu=1,  # the network runs on the device for every test frame (`device: auto`)
     log:
@@ -86,16 +83,14 @@ rule export_neural_parts:
         split=NEURAL_PARTS["split"],
         image_size=NEURAL_PARTS["model"]["image_size"],
         subdivisions=NEURAL_PARTS["sphere_subdivisions"],
-        export=NEURAL_PARTS["export"],
+        n_frames=NEURAL_PARTS["export"]["n_frames"],
         render_size=config["render"]["size"],
         camera=config["render"]["camera"],
         device=NEURAL_PARTS["device"],
-    wildcard_constraints:
-        n_primitives=r"\d+",
     # The network on a few frames takes seconds on a CPU: no gpu asked, `device: auto` takes the CPU
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,  # 918 MB measured (demo)
+        mem_mb=memory_mb(3000),  # 918 MB measured (demo)
         runtime=30,  # minutes; 4.3 s measured
     log:
         f"logs/export_neural_parts/{DATASET}/P{{n_primitives}}.log",
@@ -123,7 +118,7 @@ rule tabulate_neural_parts:
     # A table from a few small JSON files: 0.3 s measured; memory is the Python interpreter's.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        mem_mb=memory_mb(500),
         runtime=10,
     log:
         f"logs/tabulate_neural_parts/{DATASET}.log",

@@ -12,7 +12,7 @@ rule render_meshes:
     threads: 1
     resources:
         # headless EGL (software rasterizer where the node has no GPU): about 170 MB peak
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        mem_mb=memory_mb(1000),
         runtime=30,  # minutes; about 40 frames per second at 224 x 224
     log:
         f"logs/render_meshes/{DATASET}/{{sequence}}.log",

@@ -12,7 +12,7 @@ rule sample_surface:
     threads: 1
     resources:
         # frames are sampled and written one at a time: about 110 MB peak at 100k points
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        mem_mb=memory_mb(1000),
         runtime=30,  # minutes; about 0.2 s per frame at 100k points, ~1000 frames at most
     log:
         f"logs/sample_surface/{DATASET}/{{sequence}}.log",
@@ -39,7 +39,7 @@ rule sample_volume:
     threads: 1
     resources:
         # one frame at a time: about 105 MB peak at 100k points with the winding-number labels
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        mem_mb=memory_mb(1000),
         runtime=30,  # minutes; about 0.25 s per frame at 100k points
     log:
         f"logs/sample_volume/{DATASET}/{{sequence}}.log",

@@ -8,13 +8,6 @@ scattergather:
 SEGMENT_SHARD = f"results/segments/{CARS}/shards/{{scatteritem}}.json"
 
 
-if segmenter_train_set() is None and config["segmentation"]["weights"] == "train":
-    raise ValueError(
-        "config: segmentation.weights is 'train' but cars.segmenter_train is null; give "
-        "segmentation.weights a checkpoint path (e.g. COCO weights) or a training set"
-    )
-
-
 if segmenter_train_set() is not None:
 
     rule train_segmenter:
@@ -32,7 +25,7 @@ if segmenter_train_set() is not None:
         threads: 2
         resources:
             # 1.8 GB peak measured on two CPU cores (demo); images in a batch dominate
-            mem_mb=lambda wildcards, attempt: 3000 * attempt,
+            mem_mb=memory_mb(3000),
             runtime=60,  # minutes; the demo default takes about 5 on two CPU cores
             # Mask R-CNN training: the one job that needs a GPU at scale; `device: auto` falls back
             # to the CPU, and a local run without --resources gpu=N is not limited by it.
@@ -61,11 +54,9 @@ rule segment:
         nms_threshold=config["segmentation"]["nms_threshold"],
         mask_threshold=config["segmentation"]["mask_threshold"],
         device=config["segmentation"]["device"],
-    wildcard_constraints:
-        scatteritem=r"\d+-of-\d+",
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,  # 815 MB measured per demo shard
+        mem_mb=memory_mb(3000),  # 815 MB measured per demo shard
         runtime=120,  # minutes; 7 s per demo shard on a CPU, a GPU shard of real photos is minutes
         gpu=1,  # Mask R-CNN inference runs on the device (`device: auto`, CPU where none)
     log:
@@ -87,7 +78,7 @@ rule gather_segments:
     threads: 1
     resources:
         # every shard's instances in memory at once: 686 MB measured on the demo (masks as RLE)
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        mem_mb=memory_mb(1000),
         runtime=10,  # minutes; 3.5 s measured
     log:
         f"logs/gather_segments/{CARS}.log",

@@ -17,14 +17,12 @@ rule train_shape_pose:
         training=SHAPE_POSE["training"],
         device=SHAPE_POSE["device"],
         seed=config["seed"],
-    wildcard_constraints:
-        variant=one_of(SHAPE_POSE_VARIANTS),
     # One thread: two variants side by side on two cores. Demo sizes: 0.24 s per step of 16 images
     # on one core, 95-97 s for the default 400 steps (measured, machine loaded); the seed's 600k
     # steps of 16 images at 128 px want the GPU (3.5 days on a GTX 1080 Ti).
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        mem_mb=memory_mb(4000),
         runtime=1440,  # minutes per attempt; a longer run resumes from its checkpoint when retried
         gpu=1,
     log:
@@ -50,15 +48,12 @@ rule eval_shape_pose:
         untrained=shape_pose_untrained,
         device=SHAPE_POSE["device"],
         seed=config["seed"],
-    wildcard_constraints:
-        variant=one_of(SHAPE_POSE_EVAL_VARIANTS),
-        test_set=one_of(SHAPE_POSE_TEST_SETS),
     # Prediction on the test split, ICP alignment on the variant's own validation split, Chamfer
     # with a k-d tree: 6.5 s per job for the demo's 40 test views on one core (about 3 s of it
     # imports).
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        mem_mb=memory_mb(2000),
         runtime=120,  # minutes; the seed's 7500 test images
         gpu=1,
     log:
@@ -83,13 +78,11 @@ rule eval_real_masks:
         untrained=shape_pose_untrained,
         device=SHAPE_POSE["device"],
         seed=config["seed"],
-    wildcard_constraints:
-        variant=one_of(SHAPE_POSE_EVAL_VARIANTS),
     # The held-out real cut-outs and the synthetic test views through the network, each predicted
     # cloud drawn as a mask: 3.6 s per job at demo size (8 cut-outs, 40 views) on one core.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        mem_mb=memory_mb(2000),
         runtime=60,  # minutes; the seed's 2818 cut-outs
         gpu=1,
     log:
@@ -146,7 +139,7 @@ rule tabulate_shape_pose:
     # Two tables and one plot from small files: 1.2 s measured, mostly the imports.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        mem_mb=memory_mb(500),
         runtime=5,
     log:
         f"logs/tabulate_shape_pose/{CARS}.log",

@@ -17,14 +17,12 @@ rule train_style_transfer:
         features=STYLE["features"],
         device=STYLE["device"],
         seed=config["seed"],
-    wildcard_constraints:
-        experiment="[A-Za-z0-9][A-Za-z0-9_]*",
     # One thread: two experiments side by side on two cores (demo widths: 0.72 s/step measured on
     # an idle core, 1.5 s with the machine loaded); the seed's full-width networks want the GPU
     # (benchmarks/style_step.py: 5.7 s per step on two CPU cores).
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        mem_mb=memory_mb(4000),
         runtime=1440,  # minutes; the demo default takes about 2 on one CPU core
         gpu=1,
     log:
@@ -46,11 +44,9 @@ rule stylize:
         alpha=f"{STYLE_DIR}/alpha.csv",
     params:
         device=STYLE["device"],
-    wildcard_constraints:
-        experiment="[A-Za-z0-9][A-Za-z0-9_]*",
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        mem_mb=memory_mb(2000),
         runtime=240,  # minutes; 200 demo renders take 3.5 s on one CPU core
         gpu=1,
     log:
@@ -99,12 +95,10 @@ rule report_style_transfer:
         n_samples=STYLE["report"]["samples"],
         seed=config["seed"],
         device=STYLE["device"],
-    wildcard_constraints:
-        experiment="[A-Za-z0-9][A-Za-z0-9_]*",
     # Two plots and a table; G and F on a few test images. No GPU asked: the CPU takes seconds.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1500 * attempt,
+        mem_mb=memory_mb(1500),
         runtime=15,
     log:
         f"logs/report_style_transfer/{CARS}/{{experiment}}.log",

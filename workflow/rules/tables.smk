@@ -1,7 +1,7 @@
 # Both branches end here: every metric table on one page, the one a reader opens first.
 
 
-rule metric_tables:
+rule collect_tables:
     input:
         neural_parts=rules.tabulate_neural_parts.output.md,
         segment_filters=rules.tabulate_segments.output.filters_md,
@@ -17,7 +17,7 @@ rule metric_tables:
     output:
         index=report(
             "results/tables/index.md",
-            caption="../report/metric_tables.rst",
+            caption="../report/collect_tables.rst",
             category="Metric tables",
         ),
     params:
@@ -27,13 +27,13 @@ rule metric_tables:
     # Markdown from the tables already written: 0.14 s measured; the interpreter is most of it.
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        mem_mb=memory_mb(500),
         runtime=5,
     log:
-        "logs/metric_tables/metric_tables.log",
+        "logs/collect_tables/collect_tables.log",
     benchmark:
-        "benchmarks/metric_tables/metric_tables.tsv"
+        "benchmarks/collect_tables/collect_tables.tsv"
     conda:
         "../../envs/images.yaml"
     script:
-        "../../scripts/metric_tables.py"
+        "../../scripts/collect_tables.py"

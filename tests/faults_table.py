@@ -1,7 +1,9 @@
-"""Render the fault-injection suite's outcomes (a JSON list of cases) as results/tables/faults.md.
+"""Test helper: the fault-injection suite's outcomes (a JSON list of cases) as a Markdown table.
 
-tests/test_faults.py writes results/tables/faults.json as it runs and calls this script at the
-end; run it by hand as `python scripts/faults_table.py [faults.json] [faults.md]`.
+tests/test_faults.py records its cases as it runs and, at the end, writes faults.json and
+faults.md with `write_table` into a temporary directory (pytest's basetemp, never the checkout)
+and prints where. Render a kept faults.json by hand with
+`python tests/faults_table.py faults.json faults.md`.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def render_table(cases: list[dict]) -> str:
     lines = [
         "# Fault injection: what was tried and what survived",
         "",
-        "Written by `tests/test_faults.py` (through `scripts/faults_table.py`) from the cases it",
+        "Written by `tests/test_faults.py` (through `tests/faults_table.py`) from the cases it",
         "actually ran; a case that was skipped or failed says so in the last column.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
@@ -32,7 +34,17 @@ def render_table(cases: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(source: str = "results/tables/faults.json", target: str = "results/tables/faults.md") -> None:
+def write_table(cases: list[dict], folder: str | Path) -> Path:
+    """Write folder/faults.json (the cases) and folder/faults.md (their table); return the table."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "faults.json").write_text(json.dumps(cases, indent=2) + "\n")
+    target = folder / "faults.md"
+    target.write_text(render_table(cases))
+    return target
+
+
+def main(source: str, target: str) -> None:
     cases = json.loads(Path(source).read_text())
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(target).with_name(f".{Path(target).name}.partial")
@@ -41,4 +53,6 @@ def main(source: str = "results/tables/faults.json", target: str = "results/tabl
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python tests/faults_table.py faults.json faults.md")
     main(*sys.argv[1:3])
