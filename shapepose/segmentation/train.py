@@ -91,7 +91,7 @@ def load_training_set(root: str | Path) -> list[TrainingPhoto]:
     return photos
 
 
-def data_digest(root: str | Path) -> str:
+def training_set_fingerprint(root: str | Path) -> str:
     """The training fingerprint's data: instances.json and every photo it names."""
     root = Path(root)
     entries, _ = read_instances(root / "instances.json")
@@ -190,7 +190,7 @@ def train_segmenter(*, train_set: str | Path, out: str | Path, losses_csv: str |
     validate = validate_fn if held_out else None
     fingerprint = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr,
                    "weight_decay": weight_decay, "warmup_steps": warmup_steps, "jitter": jitter,
-                   "holdout": holdout, "data": data_digest(train_set)}
+                   "holdout": holdout, "data": training_set_fingerprint(train_set)}
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules={"model": model},
         optimizers={"adamw": optimizer}, lr_schedulers={"lr": scheduler}, seed=seed,
