@@ -1,6 +1,7 @@
 """Every table the workflow writes: CSV for machines, Markdown for readers, and the page of all.
 
-`write_table` writes one DataFrame as both; `markdown` renders one as a GitHub pipe table
+`write_table` writes one DataFrame as both and `read_table` reads a CSV back with one clear error
+per bad file; `markdown` renders one as a GitHub pipe table
 (pandas' `to_markdown`, i.e. tabulate's "pipe" format) with each column's numbers formatted as
 the table asks, so every report table reads alike. `collect_tables` gathers the Markdown of both
 branches into the one page a reader opens first.
@@ -50,6 +51,23 @@ def markdown(table: pd.DataFrame, *, title: str = "", level: int = 2, intro: str
     if title:
         text = f"{'#' * level} {title}\n\n" + text
     return text
+
+
+def read_table(path: str | Path, what: str, required: list[str] | tuple[str, ...] = ()
+               ) -> pd.DataFrame:
+    """A CSV a rule wrote, as a DataFrame; `what` names it in the one InputError a missing,
+    unreadable or empty file, or one without every `required` column, raises."""
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(path, f"{what} does not exist") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(path, f"cannot read {what}: {exc}") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise InputError(path, f"{what} lacks column(s) {missing}; it has {list(table.columns)}",
+                         key=missing[0])
+    return table
 
 
 def write_csv(table: pd.DataFrame, path: str | Path, *, float_format: str | None = None) -> None:

@@ -17,7 +17,7 @@ from scipy.stats import gaussian_kde
 
 from shapepose.errors import InputError
 from shapepose.io import atomic_file
-from shapepose.tables import markdown, write_csv, write_markdown
+from shapepose.tables import markdown, read_table, write_csv, write_markdown
 
 UNTRAINED = "untrained"
 SEED_NOTE = "7500 test views (1500 models)"
@@ -113,13 +113,7 @@ def read_real_masks(paths: list[str], variants: list[str]) -> pd.DataFrame:
                          f"{len(paths)} real-mask tables for {len(variants)} variants {variants}")
     frames = []
     for path, variant in zip(paths, variants):
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, ValueError) as exc:
-            raise InputError(path, f"cannot read real-mask table: {exc}") from None
-        missing = {"set", "image", "disagreement"} - set(frame.columns)
-        if missing:
-            raise InputError(path, "real-mask table lacks a column", key=min(missing))
+        frame = read_table(path, "real-mask table", ["set", "image", "disagreement"])
         frames.append(frame.assign(variant=variant))
     return pd.concat(frames, ignore_index=True)[["variant", "set", "image", "disagreement"]]
 

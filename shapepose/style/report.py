@@ -27,7 +27,7 @@ from shapepose.seeding import derive_rng
 from shapepose.style.data import Domain, ImageRef, cutout_refs, synthetic_refs
 from shapepose.style.losses import to_uint8
 from shapepose.style.train import generate, load_generators
-from shapepose.tables import markdown, write_csv, write_markdown
+from shapepose.tables import markdown, read_table, write_csv, write_markdown
 from shapepose.training import load_exported, pick_device
 
 log = logging.getLogger(__name__)
@@ -76,16 +76,8 @@ def read_losses(path: str | Path, required: list[str]) -> pd.DataFrame:
     A file that cannot be parsed, has no rows, or lacks `step` or any of `required` raises one
     InputError naming the file and every missing column.
     """
-    try:
-        history = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(path, "losses CSV does not exist") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read losses CSV: {exc}") from None
-    missing = [c for c in ["step", *required] if c not in history.columns]
-    if missing:
-        raise InputError(path, f"losses CSV lacks column(s) {missing} that this experiment's "
-                               f"settings record; it has {list(history.columns)}")
+    history = read_table(path, "losses CSV (this experiment's settings record these columns)",
+                         ["step", *required])
     if history.empty:
         raise InputError(path, "losses CSV has no rows")
     try:
@@ -102,15 +94,7 @@ def loss_terms(history: pd.DataFrame) -> list[str]:
 
 def read_alpha(path: str | Path) -> pd.DataFrame:
     """The stylize stage's per-image alpha disagreements; checked for columns and range [0, 1]."""
-    try:
-        table = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(path, "alpha CSV does not exist") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read alpha CSV: {exc}") from None
-    missing = [c for c in ALPHA_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(path, f"alpha CSV lacks column(s) {missing}; it has {list(table.columns)}")
+    table = read_table(path, "alpha CSV", ALPHA_COLUMNS)
     values = pd.to_numeric(table["alpha_disagreement"], errors="coerce")
     bad = ~values.between(0.0, 1.0)  # NaN (empty or not a number) counts as bad too
     if bad.any():
