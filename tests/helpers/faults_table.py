@@ -1,9 +1,9 @@
 """Test helper: the fault-injection suite's outcomes (a JSON list of cases) as a Markdown table.
 
-tests/test_faults.py records its cases as it runs and, at the end, writes faults.json and
-faults.md with `write_table` into a temporary directory (pytest's basetemp, never the checkout)
-and prints where. Render a kept faults.json by hand with
-`python tests/faults_table.py faults.json faults.md`.
+tests/workflow/test_faults.py records its cases as it runs and, at the end, writes faults.json
+and faults.md with `write_table` into a temporary directory (pytest's basetemp, never the
+checkout) and prints where. Render a kept faults.json by hand with
+`python tests/helpers/faults_table.py faults.json faults.md`.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def render_table(cases: list[dict]) -> str:
     lines = [
         "# Fault injection: what was tried and what survived",
         "",
-        "Written by `tests/test_faults.py` (through `tests/faults_table.py`) from the cases it",
-        "actually ran; a case that was skipped or failed says so in the last column.",
+        "Written by `tests/workflow/test_faults.py` (through `tests/helpers/faults_table.py`) from",
+        "the cases it actually ran; a case that was skipped or failed says so in the last column.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
@@ -54,5 +54,5 @@ def main(source: str, target: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python tests/faults_table.py faults.json faults.md")
+        sys.exit("usage: python tests/helpers/faults_table.py faults.json faults.md")
     main(*sys.argv[1:3])

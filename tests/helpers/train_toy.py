@@ -1,4 +1,5 @@
-"""A toy trainer for tests/test_training.py, importable and runnable as a subprocess to be killed.
+"""A toy trainer for tests/training/test_training.py, importable and runnable as a subprocess to
+be killed.
 
 A small MLP with dropout, Adam and a step learning-rate schedule (stepped by the trainer), fitting
 a fixed random linear map. Each step draws its batch from derive_rng(seed, "toy", "batch", step)
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from shapepose.seeding import derive_rng  # noqa: E402
 from shapepose.training import TrainConfig, Trainer  # noqa: E402

@@ -15,7 +15,7 @@ from shapepose.images.filters import (FilterThresholds, border_coverage, count_c
 from shapepose.images.instances import CAR, PERSON, TRUCK, ImageInstances, Instance, write_instances
 from shapepose.images.tables import filter_funnel, filter_rejections, segmentation_quality
 
-from configs import config_section
+from helpers.configs import config_section
 
 T = FilterThresholds.from_config(config_section("filters"))  # the thesis's thresholds
 

@@ -23,7 +23,7 @@ from shapepose.neural_parts.table import neural_parts_table, tabulate_neural_par
 from shapepose.sampling.volume import sample_volume_points
 from shapepose.tables import markdown_rows
 
-from configs import config_section
+from helpers.configs import config_section
 
 torch.set_num_threads(1)  # two threads on a busy 2-core machine spin-wait on each other
 

@@ -23,7 +23,7 @@ from shapepose.segmentation import (
 from shapepose.segmentation.shards import (
     gather_segments, parse_shard, segment, segment_shard, shard_of)
 
-from configs import config_section
+from helpers.configs import config_section
 
 TINY_ARCH = {"name": "demo", "backbone": "resnet18", "fpn_channels": 16, "head_channels": 16,
              "group_norm": 4, "min_size": 64, "max_size": 96}

@@ -22,7 +22,7 @@ from shapepose.shape_pose.train import load_model, train_shape_pose
 from shapepose.training import SIGTERM_EXIT_STATUS
 from shapepose.training.checkpoint import read_checkpoint
 
-from configs import config_section
+from helpers.configs import config_section
 
 
 def loss_settings(**changes) -> L.LossSettings:

@@ -32,7 +32,7 @@ from shapepose.tables import markdown_rows
 SHAPE = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7],
          "truck_length": [5.0, 6.5], "truck_height": [2.0, 2.8], "wheel_radius": [0.28, 0.36],
          "clearance_ratio": [0.4, 0.7], "cabin_ratio": [0.4, 0.6], "truck_cab_ratio": [0.25, 0.35],
-         "cabin_offset": [-0.15, 0.05]}  # as tests/test_cars_data.py
+         "cabin_offset": [-0.15, 0.05]}  # as tests/cars/test_cars_data.py
 SIZE, VIEWS, GT_POINTS, EVAL_POINTS = 64, 4, 3000, 2000
 EVALUATION = {"points": EVAL_POINTS, "accuracy_threshold": 30,
               "alignment": {"models": 15, "views_per_model": 2, "icp_threshold": 0.2, "icp_iterations": 30,

@@ -31,7 +31,7 @@ from shapepose.style.train import (
 from shapepose.training import SIGTERM_EXIT_STATUS, TrainingError
 from shapepose.training.checkpoint import read_checkpoint
 
-from configs import config_section
+from helpers.configs import config_section
 
 CPU = torch.device("cpu")
 SEED = 7

@@ -87,7 +87,7 @@ def test_no_stream_is_named_by_a_bare_integer():
     import ast
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "shapepose"
+    root = Path(__file__).resolve().parents[2] / "shapepose"
     offenders = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

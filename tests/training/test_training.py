@@ -20,9 +20,9 @@ from shapepose.errors import InputError
 from shapepose.training import (
     SIGTERM_EXIT_STATUS, TrainConfig, Trainer, TrainingError, load_exported, pick_device)
 
-from train_toy import Toy, toy_config, train_and_export
+from helpers.train_toy import Toy, toy_config, train_and_export
 
-TOY = Path(__file__).with_name("train_toy.py")
+TOY = Path(__file__).resolve().parents[1] / "helpers" / "train_toy.py"
 STEPS, CKPT_EVERY, LOG_EVERY, VAL_EVERY = 40, 10, 3, 7
 
 

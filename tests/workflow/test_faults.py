@@ -3,8 +3,8 @@ unwritable or full output directory.
 
 Each case runs Snakemake on a tiny configuration in a temporary directory, injects one fault,
 checks what a researcher would need to be true afterwards, and records what it saw; at the end
-the cases are written as faults.json and faults.md (tests/faults_table.py) into a temporary
-directory, never into the checkout, and the path is printed. The oracle is an uninterrupted run of the same configuration: outputs
+the cases are written as faults.json and faults.md (tests/helpers/faults_table.py) into a
+temporary directory, never into the checkout, and the path is printed. The oracle is an uninterrupted run of the same configuration: outputs
 are deterministic, so "recovered" means byte-equal to it (for a trained model: every tensor of
 every exported state dict equal).
 """
@@ -26,9 +26,9 @@ import psutil
 import pytest
 import torch
 import yaml
-from faults_table import write_table
+from helpers.faults_table import write_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 TINY = {

@@ -2,7 +2,7 @@
 
 import json
 
-from faults_table import COLUMNS, render_table, write_table
+from helpers.faults_table import COLUMNS, render_table, write_table
 
 
 def test_write_table_writes_cases_and_table_into_the_given_folder(tmp_path):

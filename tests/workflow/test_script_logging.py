@@ -20,7 +20,7 @@ import pytest
 from shapepose.errors import InputError
 from shapepose.workflow import script_logging
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fake_snakemake(tmp_path: Path, outputs: list[str]) -> SimpleNamespace:

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from jobstats import job_counts
+from helpers.jobstats import job_counts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 TINY = {

@@ -13,9 +13,9 @@ from shapepose.images.instances import read_instances
 from shapepose.images.stanford import read_stanford_cars
 from shapepose.tables import markdown_rows
 
-from jobstats import job_counts
+from helpers.jobstats import job_counts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 TINY = {
@@ -34,7 +34,7 @@ TINY = {
 
 
 # Part 1 of the image branch only: the tiny photos give no cut-outs for the style transfer (which
-# tests/test_workflow_style.py runs on a prepared cut-out folder).
+# tests/workflow/test_workflow_style.py runs on a prepared cut-out folder).
 TARGETS = [f"results/normalized/tiny_cars/{split}" for split in ("train", "test")] + [
     f"results/tables/tiny_cars/{name}" for name in (
         "segment_funnel.csv", "segment_filters.csv", "segment_filters.md", "frame_ratio.csv",

@@ -15,9 +15,9 @@ from PIL import Image
 
 from shapepose.tables import markdown_rows
 
-from jobstats import job_counts
+from helpers.jobstats import job_counts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 TINY = {

@@ -13,10 +13,10 @@ from PIL import Image
 
 from shapepose.tables import markdown_rows
 
-from configs import merged_config
-from jobstats import job_counts
+from helpers.configs import merged_config
+from helpers.jobstats import job_counts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 CARS = "tiny_sp"
@@ -25,7 +25,8 @@ VARIANTS = ["untrained", "original", EXPERIMENT]  # the table's order: untrained
 TEST_SETS = ["original", EXPERIMENT]
 # The whole workflow at toy size (50 s on two idle cores): every branch feeds collect_tables and
 # the report. The run replaces config.yaml by config.yaml merged with these settings and with its
-# style experiments replaced by the one here (they would stay otherwise: tests/configs.py).
+# style experiments replaced by the one here (they would stay otherwise:
+# tests/helpers/configs.py).
 TINY = {
     "seed": 13,
     "meshes": {"dataset": "tiny_sp_meshes", "registrations": "demo", "subjects": ["50002"],

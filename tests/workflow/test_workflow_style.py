@@ -11,10 +11,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from jobstats import job_counts
+from helpers.jobstats import job_counts
 from shapepose.images.dpc import SPLITS, read_dpc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 EXPERIMENTS = ["tight", "loose"]
