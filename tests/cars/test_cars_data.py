@@ -18,9 +18,8 @@ from shapepose.images.instances import read_instances
 from shapepose.images.rgba import read_photo
 from shapepose.images.stanford import read_stanford_cars
 
-SHAPE = dict(length=[3.6, 5.0], width_ratio=[0.38, 0.44], height=[1.3, 1.7], truck_length=[5.0, 6.5],
-             truck_height=[2.0, 2.8], wheel_radius=[0.28, 0.36], clearance_ratio=[0.4, 0.7],
-             cabin_ratio=[0.4, 0.6], truck_cab_ratio=[0.25, 0.35], cabin_offset=[-0.15, 0.05])
+from helpers.data import CAR_SHAPES
+
 SYNTHETIC = dict(models=4, views=5, image_size=64, diagonal=1.0, elevation=[-20, 40], lights=[1, 4],
                  gt_points=2000, split=dict(train=0.5, val=0.25, test=0.25), truck_fraction=0.25)
 PHOTOS = dict(train=8, test=8, segmenter_train=3, jpeg_quality=90, long_side=[160, 240],
@@ -163,7 +162,7 @@ def test_car_parts_are_closed_with_the_asked_proportions(kind):
 def _make(root: Path, seed: int = 5) -> Path:
     make_demo_cars(str(root / "synthetic"), str(root / "photos"), str(root / "truth.json"),
                    str(root / "segmenter"), seed=seed, synthetic_options=SYNTHETIC,
-                   photo_options=PHOTOS, shape=SHAPE)
+                   photo_options=PHOTOS, shape=CAR_SHAPES)
     return root
 
 

@@ -16,19 +16,16 @@ import scipy.io
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from shapepose.cars.synthetic import write_synthetic
 from shapepose.errors import InputError
 from shapepose.geometry import matrix_from_quaternion
 from shapepose.images.dpc import check_camera, pose_from_position, project_points, read_dpc
 from shapepose.shape_pose.data import ViewSet
 
+from helpers.data import DIAGONAL, ELEVATION
+
 # DPC camera axes (depth, up, right) -> ours (right, down, depth)
 DPC_TO_CV = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
 FOCAL = 1.875
-SHAPE = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7],
-         "truck_length": [5.0, 6.5], "truck_height": [2.0, 2.8], "wheel_radius": [0.28, 0.36],
-         "clearance_ratio": [0.4, 0.7], "cabin_ratio": [0.4, 0.6], "truck_cab_ratio": [0.25, 0.35],
-         "cabin_offset": [-0.15, 0.05]}
 
 
 def blender_obj_import(s):
@@ -165,14 +162,13 @@ def test_reader_names_a_file_whose_extrinsic_and_pos_disagree(tmp_path, fault, w
     assert str(path) in str(caught.value)
 
 
-def test_demo_writer_writes_cameras_as_dpcs_blender_script(tmp_path):
-    root = tmp_path / "synthetic"
-    write_synthetic(root, seed=4, models=3, views=4, image_size=32, diagonal=1.0, elevation=(-20, 40),
-                    lights=(1, 2), gt_points=50, split={"train": 0.4, "val": 0.3, "test": 0.3},
-                    truck_fraction=0.0, shape_ranges=SHAPE)
-    data = read_dpc(root)
+def test_demo_writer_writes_cameras_as_dpcs_blender_script(tiny_dpc):
+    """tests/conftest.py's tiny_dpc, written with diagonal 1 and elevations in [-20, 40]."""
+    assert (DIAGONAL, ELEVATION) == (1.0, (-20, 40))
+    data = read_dpc(tiny_dpc)
+    assert len(data.models) > 0 and data.n_views > 0
     for m in data.models:
-        for k in range(4):
+        for k in range(data.n_views):
             mat = scipy.io.loadmat(data.render_dir / m / f"camera_{k}.mat")
             pos = mat["pos"].reshape(3)
             assert np.linalg.norm(pos) == pytest.approx(2.0)

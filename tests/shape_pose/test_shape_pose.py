@@ -12,7 +12,6 @@ from scipy.ndimage import binary_dilation
 
 from shapepose import geometry
 from shapepose.geometry import quaternions
-from shapepose.cars.synthetic import write_synthetic
 from shapepose.images.dpc import pose_from_position, project_points, read_dpc
 from shapepose.shape_pose import losses as L
 from shapepose.shape_pose.data import ViewSet, batch_choice, prepare_view
@@ -23,6 +22,7 @@ from shapepose.training import SIGTERM_EXIT_STATUS
 from shapepose.training.checkpoint import read_checkpoint
 
 from helpers.configs import config_section
+from helpers.data import write_tiny_dpc
 
 
 def loss_settings(**changes) -> L.LossSettings:
@@ -401,18 +401,10 @@ def test_weight_decay_is_dpcs_regularization_of_the_weights_only():
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sp_synthetic")
-    write_synthetic(root, seed=11, models=12, views=4, image_size=64, diagonal=1.0,
-                    elevation=(-20, 40), lights=(1, 3), gt_points=1500,
-                    split={"train": 0.5, "val": 0.25, "test": 0.25}, truck_fraction=0.0,
-                    shape_ranges=SHAPES)
-    return root
+    """Its own set, not the shared tiny_dpc: the learning test below was measured on this one."""
+    return write_tiny_dpc(tmp_path_factory.mktemp("sp_synthetic"), seed=11, models=12, views=4,
+                          image_size=64, gt_points=1500, truck_fraction=0.0)
 
-
-SHAPES = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7],
-          "truck_length": [5.0, 6.5], "truck_height": [2.0, 2.8], "wheel_radius": [0.28, 0.36],
-          "clearance_ratio": [0.4, 0.7], "cabin_ratio": [0.4, 0.6], "truck_cab_ratio": [0.25, 0.35],
-          "cabin_offset": [-0.15, 0.05]}
 MODEL = {"image_size": 32, "filters": 8, "encoder_pairs": 2, "fc": 64, "points": 300,
          "candidates": 2, "pose_hidden": 16, "point_range": 0.5, "occupancy_scaling": True}
 PROJECTION = {"grid": 24, "sigma": [1.0, 0.5], "kernel_size": 5}

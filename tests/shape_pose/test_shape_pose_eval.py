@@ -1,7 +1,7 @@
 """Shape-and-pose evaluation on a tiny DPC set: an oracle network, a wrong one, and the tables.
 
 The evaluation module imports torchvision (through the training module) at collection time, before
-the fixture renders with EGL: importing it after an EGL context exists crashes the process.
+the tiny_dpc fixture renders with EGL: importing it after an EGL context exists crashes the process.
 """
 
 import hashlib
@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import torch
 
-from shapepose.cars.synthetic import write_synthetic
 from shapepose.errors import InputError
 from shapepose.images.dpc import pose_from_position, read_dpc
 from shapepose.shape_pose.data import ViewSet, prepare_view
@@ -29,11 +28,11 @@ from shapepose.shape_pose.model import Architecture, build_model
 from shapepose.shape_pose.table import cdf_curve, cdf_grid, tabulate_shape_pose
 from shapepose.tables import markdown_rows
 
-SHAPE = {"length": [3.6, 5.0], "width_ratio": [0.38, 0.44], "height": [1.3, 1.7],
-         "truck_length": [5.0, 6.5], "truck_height": [2.0, 2.8], "wheel_radius": [0.28, 0.36],
-         "clearance_ratio": [0.4, 0.7], "cabin_ratio": [0.4, 0.6], "truck_cab_ratio": [0.25, 0.35],
-         "cabin_offset": [-0.15, 0.05]}  # as tests/cars/test_cars_data.py
-SIZE, VIEWS, GT_POINTS, EVAL_POINTS = 64, 4, 3000, 2000
+from helpers.data import TINY_DPC
+
+# the set is tests/conftest.py's tiny_dpc
+SIZE, VIEWS, GT_POINTS = TINY_DPC["image_size"], TINY_DPC["views"], TINY_DPC["gt_points"]
+EVAL_POINTS = 2000
 EVALUATION = {"points": EVAL_POINTS, "accuracy_threshold": 30,
               "alignment": {"models": 15, "views_per_model": 2, "icp_threshold": 0.2, "icp_iterations": 30,
                             "fit_models": None, "starts": True, "consensus_deg": 30},
@@ -94,28 +93,19 @@ class Oracle(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shape_pose_eval") / "synthetic"
-    write_synthetic(root, seed=3, models=8, views=VIEWS, image_size=SIZE, diagonal=1.0,
-                    elevation=(-20, 40), lights=(1, 3), gt_points=GT_POINTS,
-                    split={"train": 0.5, "val": 0.25, "test": 0.25}, truck_fraction=0.25, shape_ranges=SHAPE)
-    return root
-
-
-@pytest.fixture(scope="module")
-def cutouts(synthetic, tmp_path_factory):
+def cutouts(tiny_dpc, tmp_path_factory):
     """The test renders copied as 'real' cut-outs (square RGBA PNGs, alpha = mask)."""
     folder = tmp_path_factory.mktemp("cutouts")
-    data = read_dpc(synthetic)
+    data = read_dpc(tiny_dpc)
     for m in data.split("test"):
         for v in range(2):
             shutil.copyfile(data.image_path(m, v), folder / f"{m}_{v}.png")
     return folder
 
 
-def test_oracle_scores_perfectly_after_alignment(synthetic):
-    test = ViewSet(synthetic, "test", SIZE, SIZE)
-    table, summary = evaluate_net(Oracle(synthetic), align_views=ViewSet(synthetic, "val", SIZE, SIZE),
+def test_oracle_scores_perfectly_after_alignment(tiny_dpc):
+    test = ViewSet(tiny_dpc, "test", SIZE, SIZE)
+    table, summary = evaluate_net(Oracle(tiny_dpc), align_views=ViewSet(tiny_dpc, "val", SIZE, SIZE),
                                   test_views=test, evaluation=EVALUATION, device="cpu")
     assert len(table) == summary["n_views"] == len(test) * VIEWS
     # the alignment undoes B
@@ -137,13 +127,13 @@ def test_oracle_scores_perfectly_after_alignment(synthetic):
     assert (table["pose_error_deg"] < 1.0).all()
 
 
-def test_every_ground_truth_point_is_scored_when_points_is_none(synthetic):
+def test_every_ground_truth_point_is_scored_when_points_is_none(tiny_dpc):
     """DPC's eval_chamfer: the whole file. An oracle answering the whole ground-truth cloud then
     scores 0; against a prefix its precision is the brute-force distance of the rest to it."""
-    oracle, test = Oracle(synthetic, points=slice(None)), ViewSet(synthetic, "test", SIZE, SIZE)
+    oracle, test = Oracle(tiny_dpc, points=slice(None)), ViewSet(tiny_dpc, "test", SIZE, SIZE)
     scores = {}
     for points in (None, 1000):
-        table, scores[points] = evaluate_net(oracle, align_views=ViewSet(synthetic, "val", SIZE, SIZE),
+        table, scores[points] = evaluate_net(oracle, align_views=ViewSet(tiny_dpc, "val", SIZE, SIZE),
                                              test_views=test, evaluation={**EVALUATION, "points": points},
                                              device="cpu")
     assert scores[None]["gt_points"] == "all"
@@ -157,32 +147,32 @@ def test_every_ground_truth_point_is_scored_when_points_is_none(synthetic):
     assert scores[1000]["coverage"] < 0.1  # the rotation is fitted to the prefix here: 0.04
 
 
-def test_predict_split_shapes(synthetic):
-    views = ViewSet(synthetic, "val", SIZE, SIZE)
-    points, quats = predict_split(Oracle(synthetic), views, "cpu", batch=3)
+def test_predict_split_shapes(tiny_dpc):
+    views = ViewSet(tiny_dpc, "val", SIZE, SIZE)
+    points, quats = predict_split(Oracle(tiny_dpc), views, "cpu", batch=3)
     assert points.shape == (len(views), VIEWS, GT_POINTS - EVAL_POINTS, 3) and points.dtype == np.float32
     assert quats.shape == (len(views), VIEWS, 4)
     np.testing.assert_allclose(np.linalg.norm(quats, axis=-1), 1.0, atol=1e-6)
 
 
-def test_real_masks_of_the_oracle_and_of_an_off_centre_network(synthetic, cutouts):
+def test_real_masks_of_the_oracle_and_of_an_off_centre_network(tiny_dpc, cutouts):
     # every ground-truth point: 1000 spheres of radius 0.012 leave holes in the silhouette
-    rows = real_mask_rows(Oracle(synthetic, points=slice(None)), image_size=SIZE, cutouts=cutouts, synthetic=synthetic,
+    rows = real_mask_rows(Oracle(tiny_dpc, points=slice(None)), image_size=SIZE, cutouts=cutouts, synthetic=tiny_dpc,
                           evaluation=EVALUATION, device="cpu", batch=5)
-    n_test = len(read_dpc(synthetic).split("test"))
+    n_test = len(read_dpc(tiny_dpc).split("test"))
     assert (rows["set"] == "real").sum() == 2 * n_test
     assert (rows["set"] == "synthetic").sum() == VIEWS * n_test
     assert rows["disagreement"].max() < 0.25
-    wrong = real_mask_rows(Oracle(synthetic, shift=(3.0, 0.0, 0.0)), image_size=SIZE, cutouts=cutouts,
-                           synthetic=synthetic, evaluation=EVALUATION, device="cpu")
+    wrong = real_mask_rows(Oracle(tiny_dpc, shift=(3.0, 0.0, 0.0)), image_size=SIZE, cutouts=cutouts,
+                           synthetic=tiny_dpc, evaluation=EVALUATION, device="cpu")
     assert wrong["disagreement"].min() > 0.9
 
 
-def test_cutout_folder_without_png_is_named(synthetic, tmp_path):
+def test_cutout_folder_without_png_is_named(tiny_dpc, tmp_path):
     empty = tmp_path / "no_cutouts"
     empty.mkdir()
     with pytest.raises(InputError, match="no_cutouts"):
-        real_mask_rows(Oracle(synthetic), image_size=SIZE, cutouts=empty, synthetic=synthetic,
+        real_mask_rows(Oracle(tiny_dpc), image_size=SIZE, cutouts=empty, synthetic=tiny_dpc,
                        evaluation=EVALUATION, device="cpu")
 
 
@@ -196,15 +186,15 @@ def _export(path, seed, trained_seed):
                                                             "summary": {"best_step": 7}}}}, path)
 
 
-def test_entry_points_write_their_files(synthetic, cutouts, tmp_path):
+def test_entry_points_write_their_files(tiny_dpc, cutouts, tmp_path):
     model = tmp_path / "model.pt"
     _export(model, seed=11, trained_seed=12)
-    n_test = len(read_dpc(synthetic).split("test"))
+    n_test = len(read_dpc(tiny_dpc).split("test"))
     summaries = {}
     for untrained in (False, True):
         out = tmp_path / f"u{untrained}"
         summaries[untrained] = eval_shape_pose(
-            model=str(model), untrained=untrained, align_data=str(synthetic), test_data=str(synthetic),
+            model=str(model), untrained=untrained, align_data=str(tiny_dpc), test_data=str(tiny_dpc),
             variant="original", test_set="original", out_csv=str(out / "eval.csv"),
             out_json=str(out / "eval.json"), evaluation=EVALUATION, device="cpu", seed=0)
         written = json.loads((out / "eval.json").read_text())
@@ -218,7 +208,7 @@ def test_entry_points_write_their_files(synthetic, cutouts, tmp_path):
         assert not any(p.name.endswith(".partial") for p in out.iterdir())
     # step-0 weights rebuilt from the recorded seed are not the exported ones
     assert summaries[True]["chamfer"] != summaries[False]["chamfer"]
-    rows = eval_real_masks(model=str(model), untrained=False, cutouts=str(cutouts), synthetic=str(synthetic),
+    rows = eval_real_masks(model=str(model), untrained=False, cutouts=str(cutouts), synthetic=str(tiny_dpc),
                            variant="original", out_csv=str(tmp_path / "real.csv"), evaluation=EVALUATION,
                            device="cpu", seed=0)
     written = pd.read_csv(tmp_path / "real.csv")
