@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 import torch
@@ -503,21 +502,10 @@ def style_cmd(workdir: Path, *args) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def style_upstream(tmp_path_factory) -> Path:
-    """A workdir with the tiny demo renders made and the cut-out folder written."""
-    from PIL import Image
-
+def style_upstream(tmp_path_factory, tiny_cutouts) -> Path:
+    """A workdir with the tiny demo renders made and the cut-out folder copied in."""
     workdir = tmp_path_factory.mktemp("style_upstream")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:64, :64]
-    for split, n in (("train", 6), ("test", 2)):
-        (workdir / "cutouts" / split).mkdir(parents=True)
-        for i in range(n):
-            inside = ((yy - 32) / rng.uniform(8, 14)) ** 2 + ((xx - 32) / rng.uniform(14, 24)) ** 2 <= 1
-            rgb = rng.integers(40, 255, (64, 64, 3), dtype=np.uint8)
-            rgba = np.dstack([np.where(inside[..., None], rgb, 0), np.where(inside, 255, 0)])
-            Image.fromarray(rgba.astype(np.uint8), mode="RGBA").save(
-                workdir / "cutouts" / split / f"cut_{i}.png")
+    shutil.copytree(tiny_cutouts, workdir / "cutouts")
     out = snakemake(workdir, "--cores", "1", "results/demo_cars/tiny_faults/synthetic",
                     config=style_config(workdir))
     assert out.returncode == 0, out.stderr[-3000:]

@@ -1,6 +1,7 @@
 """Style transfer in the workflow: a tiny run per experiment, the stylized set, and replanning."""
 
 import csv
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -9,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from helpers.jobstats import job_counts
 from shapepose.images.dpc import SPLITS, read_dpc
@@ -58,25 +58,10 @@ def snakemake(workdir, *args, config):
     return proc.stdout + proc.stderr
 
 
-def write_cutouts(folder: Path, n: int, seed: int) -> None:
-    """Square RGBA cut-outs like the normalized ones: a textured ellipse on transparent black."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:64, :64]
-    for i in range(n):
-        cy, cx = rng.uniform(24, 40, 2)
-        ry, rx = rng.uniform(8, 14), rng.uniform(14, 24)
-        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-        rgb = rng.integers(40, 255, (64, 64, 3), dtype=np.uint8)
-        rgba = np.dstack([np.where(inside[..., None], rgb, 0), np.where(inside, 255, 0)])
-        Image.fromarray(rgba.astype(np.uint8), mode="RGBA").save(folder / f"cut_{i:02d}.png")
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_cutouts):
     workdir = tmp_path_factory.mktemp("tiny_style")
-    for split, n in (("train", 6), ("test", 2)):
-        (workdir / "cutouts" / split).mkdir(parents=True)
-        write_cutouts(workdir / "cutouts" / split, n, seed=len(split))
+    shutil.copytree(tiny_cutouts, workdir / "cutouts")
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["cars"]["cutouts"] = str(workdir / "cutouts")
     snakemake(workdir, "--cores", "2", config=config)
