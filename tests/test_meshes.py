@@ -1,6 +1,5 @@
 """Extraction of DFAUST-layout registrations into per-frame meshes, and its bad-input handling."""
 
-import h5py
 import numpy as np
 import pytest
 import trimesh
@@ -8,6 +7,8 @@ import trimesh
 from shapepose.errors import InputError
 from shapepose.io import read_ply
 from shapepose.meshes import extract_meshes, list_frames, watertight_problem
+
+from helpers.data import write_registrations
 
 
 def _sphere_sequence(n_frames=7, seed=0):
@@ -18,18 +19,9 @@ def _sphere_sequence(n_frames=7, seed=0):
     return verts.astype(np.float32), sphere.faces.astype(np.int32)
 
 
-def _write(path, sequences, faces, faces_key="faces"):
-    with h5py.File(path, "w") as fh:
-        if faces is not None:
-            fh[faces_key] = faces
-        for key, verts in sequences.items():
-            fh[key] = verts
-    return path
-
-
 def test_round_trip_is_exact(tmp_path):
     verts, faces = _sphere_sequence(9)
-    src = _write(tmp_path / "registrations_m.hdf5", {"50002_knees": verts}, faces)
+    src = write_registrations(tmp_path / "registrations_m.hdf5", {"50002_knees": verts}, faces)
     frames = extract_meshes(src, "50002_knees", tmp_path / "out", frame_stride=3, drop_first=1)
     assert frames == [1, 4, 7]
     listed = list_frames(tmp_path / "out")
@@ -45,7 +37,7 @@ def test_round_trip_is_exact(tmp_path):
 
 def test_max_frames_and_nothing_left(tmp_path):
     verts, faces = _sphere_sequence(5)
-    src = _write(tmp_path / "r.hdf5", {"1_a": verts}, faces)
+    src = write_registrations(tmp_path / "r.hdf5", {"1_a": verts}, faces)
     assert extract_meshes(src, "1_a", tmp_path / "o", max_frames=2) == [0, 1]
     with pytest.raises(InputError, match="no frame left"):
         extract_meshes(src, "1_a", tmp_path / "o2", drop_first=5)
@@ -75,16 +67,16 @@ def test_bad_input_names_file_key_frame_and_leaves_nothing(tmp_path, case, match
     verts, faces = _sphere_sequence(6)
     key = "50002_knees"
     if case == "no_faces":
-        src = _write(tmp_path / "r.hdf5", {key: verts}, None)
+        src = write_registrations(tmp_path / "r.hdf5", {key: verts}, None)
     elif case == "wrong_shape":
-        src = _write(tmp_path / "r.hdf5", {key: np.moveaxis(verts, 1, 2)}, faces)
+        src = write_registrations(tmp_path / "r.hdf5", {key: np.moveaxis(verts, 1, 2)}, faces)
     elif case == "nan":
         verts[10, 1, 4] = np.nan
-        src = _write(tmp_path / "r.hdf5", {key: verts}, faces)
+        src = write_registrations(tmp_path / "r.hdf5", {key: verts}, faces)
     elif case == "open":
-        src = _write(tmp_path / "r.hdf5", {key: verts}, faces[2:])
+        src = write_registrations(tmp_path / "r.hdf5", {key: verts}, faces[2:])
     else:
-        src = _write(tmp_path / "r.hdf5", {"50002_hips": verts}, faces)
+        src = write_registrations(tmp_path / "r.hdf5", {"50002_hips": verts}, faces)
     out = tmp_path / "meshes"
     with pytest.raises(InputError) as err:
         extract_meshes(src, key, out)
@@ -103,7 +95,7 @@ def test_unreadable_file(tmp_path):
 
 def test_repair_holes_fills_and_shares_faces(tmp_path):
     verts, faces = _sphere_sequence(3)
-    src = _write(tmp_path / "r.hdf5", {"1_a": verts}, faces[1:])
+    src = write_registrations(tmp_path / "r.hdf5", {"1_a": verts}, faces[1:])
     extract_meshes(src, "1_a", tmp_path / "o", repair_holes=True)
     for index, path in list_frames(tmp_path / "o"):
         v, f = read_ply(path)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from helpers.data import write_registrations
 from helpers.jobstats import job_counts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,9 +204,8 @@ def test_bad_input_fails_the_job_with_one_clear_line(tmp_path):
     verts = np.repeat(sphere.vertices[:, :, None], 4, axis=2).astype(np.float32)
     verts[5, 0, 2] = np.nan
     for sex, subject in (("m", "50002"), ("f", "50004")):
-        with h5py.File(tmp_path / f"registrations_{sex}.hdf5", "w") as fh:
-            fh["faces"] = sphere.faces.astype(np.int32)
-            fh[f"{subject}_knees"] = verts
+        write_registrations(tmp_path / f"registrations_{sex}.hdf5", {f"{subject}_knees": verts},
+                            sphere.faces.astype(np.int32))
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["meshes"].update(dataset="bad", sequences=["knees"], frame_stride=1, drop_first=0,
                             registrations={"m": str(tmp_path / "registrations_m.hdf5"),
@@ -230,10 +230,8 @@ def test_real_data_config_plans_the_pairs_the_files_hold(tmp_path):
     verts = np.repeat(sphere.vertices[:, :, None], 3, axis=2).astype(np.float32)
     held = {"m": ["50002_knees", "50002_hips", "50007_knees"], "f": ["50004_knees"]}
     for sex, keys in held.items():
-        with h5py.File(tmp_path / f"registrations_{sex}.hdf5", "w") as fh:
-            fh["faces"] = sphere.faces.astype(np.int32)
-            for key in keys:
-                fh[key] = verts
+        write_registrations(tmp_path / f"registrations_{sex}.hdf5", dict.fromkeys(keys, verts),
+                            sphere.faces.astype(np.int32))
     config = yaml.safe_load((ROOT / "workflow/configs/dfaust.yaml").read_text())
     assert config["surface"]["n_points"] == config["volume"]["n_points"] == 100_000
     assert config["volume"]["cuboid"] == [1.0, 2.0, 1.0]
