@@ -1,19 +1,16 @@
 """The registrations files' key listing the workflow reads while it plans the DAG."""
 
-import h5py
 import numpy as np
 import pytest
 
 from shapepose.dfaust import sequences_by_sex
 from shapepose.errors import InputError
 
+from helpers.data import write_registrations
+
 
 def _registrations(path, keys):
-    with h5py.File(path, "w") as fh:
-        fh["faces"] = np.array([[0, 1, 2]], dtype=np.int32)
-        for key in keys:
-            fh[key] = np.zeros((3, 3, 2), dtype=np.float32)
-    return path
+    return write_registrations(path, {key: np.zeros((3, 3, 2), dtype=np.float32) for key in keys})
 
 
 def test_sequences_by_sex_names_each_key_once_with_its_file(tmp_path):

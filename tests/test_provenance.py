@@ -8,14 +8,13 @@ import numpy as np
 
 from shapepose.provenance import DigestCache, source_digest
 
+from helpers.data import write_registrations
+
 
 def _registrations(path, n=3):
     rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as fh:
-        fh["faces"] = np.array([[0, 1, 2]], dtype=np.int32)
-        for key in ("1_a", "1_b"):
-            fh[key] = rng.normal(size=(4, 3, n)).astype(np.float32)
-    return path
+    return write_registrations(path, {key: rng.normal(size=(4, 3, n)).astype(np.float32)
+                                      for key in ("1_a", "1_b")})
 
 
 def test_content_digest_is_sha256_of_shape_dtype_and_values(tmp_path):

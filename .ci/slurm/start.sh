@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a real single-node SLURM on this machine (munged, slurmctld, slurmd; no slurmdbd, no
-# cgroups, no systemd) for tests/test_slurm.py. Installs Debian's packages when missing.
+# cgroups, no systemd) for tests/workflow/test_slurm.py. Installs Debian's packages when missing.
 # Idempotent: running daemons are left alone. Adapted from ../shared/slurm/start-local-slurm.sh.
 # Exit 77: SLURM cannot be installed here (not root, no apt, no mirror); the test skips on it.
 # Env: SLURM_PARTITION (default debug), SLURM_MIN_JOB_AGE (seconds finished jobs stay in squeue,

@@ -1,0 +1,114 @@
+"""A toy trainer for tests/training/test_training.py, importable and runnable as a subprocess to
+be killed.
+
+A small MLP with dropout, Adam and a step learning-rate schedule (stepped by the trainer), fitting
+a fixed random linear map. Each step draws its batch from derive_rng(seed, "toy", "batch", step)
+and also draws from torch's, numpy's global and python's RNGs, so an exact resume needs every
+state the trainer saves.
+Run as a script, it writes the step count to --progress after each step so a test knows when
+to kill it, then exports the last state to --out. The tests kill the script and resume in their
+own process (same code, same thread count for these tiny tensors), which saves torch imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from shapepose.seeding import derive_rng  # noqa: E402
+from shapepose.training import TrainConfig, Trainer  # noqa: E402
+
+
+def toy_config(max_steps: int, **changes) -> TrainConfig:
+    """A TrainConfig for the toy: these loop settings unless a test changes them."""
+    settings = dict(checkpoint_every=100, validate_every=0, log_every=10, record_every=None,
+                    keep_last=2, tensorboard=True)
+    settings.update(changes)
+    return TrainConfig(max_steps=max_steps, **settings)
+
+
+class Toy:
+    """Model, optimizer, scheduler and the step/validate functions of one toy run."""
+
+    def __init__(self, seed: int, progress: str | None = None, sleep: float = 0.0):
+        torch.manual_seed(seed)  # the initial weights; a resumed run overwrites them anyway
+        self.seed = seed
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(),
+                                       torch.nn.Dropout(0.2), torch.nn.Linear(16, 2))
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=0.05)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=4, gamma=0.8)
+        data_rng = derive_rng(seed, "toy", "data")
+        self.true_map = torch.from_numpy(data_rng.normal(size=(4, 2)).astype(np.float32))
+        self.val_x = torch.from_numpy(data_rng.normal(size=(32, 4)).astype(np.float32))
+        self.progress = progress
+        self.sleep = sleep
+
+    def step_fn(self, step: int) -> dict[str, float]:
+        rng = derive_rng(self.seed, "toy", "batch", step)
+        x = torch.from_numpy(rng.normal(size=(8, 4)).astype(np.float32))
+        # Draws from the global RNGs, whose states only an exact resume gets right.
+        jitter = float(np.random.normal()) * 1e-2 + random.random() * 1e-2
+        y = x @ self.true_map + jitter + 0.01 * torch.randn(8, 2)
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        if self.progress:
+            Path(self.progress).write_text(str(step + 1))
+        if self.sleep:
+            time.sleep(self.sleep)
+        return {"loss": loss.item()}
+
+    def validate_fn(self) -> dict[str, float]:
+        pred = self.net(self.val_x)
+        return {"val_mse": torch.nn.functional.mse_loss(pred, self.val_x @ self.true_map).item()}
+
+    def trainer(self, checkpoint_dir, config: TrainConfig, fingerprint: dict | None = None
+                ) -> Trainer:
+        return Trainer(checkpoint_dir, fingerprint=fingerprint or {"toy": "mlp"}, seed=self.seed,
+                       stage="toy", modules={"model": self.net}, optimizers={"adam": self.opt},
+                       lr_schedulers={"lr": self.sched}, config=config, device="cpu")
+
+
+def train_and_export(checkpoint_dir: str, out: str, *, steps: int, checkpoint_every: int,
+                     log_every: int, validate_every: int, seed: int = 5,
+                     progress: str | None = None, sleep: float = 0.0) -> None:
+    """One toy run as a training rule does it: fit (resuming if possible), then export."""
+    toy = Toy(seed, progress=progress, sleep=sleep)
+    config = toy_config(steps, checkpoint_every=checkpoint_every, log_every=log_every,
+                        validate_every=validate_every, best_metric="val_mse", best_mode="min")
+    trainer = toy.trainer(checkpoint_dir, config)
+    trainer.fit(toy.step_fn, toy.validate_fn)
+    trainer.export(out, which="last")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--checkpoint-every", type=int, default=10)
+    parser.add_argument("--log-every", type=int, default=3)
+    parser.add_argument("--validate-every", type=int, default=7)
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--progress", default=None)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    train_and_export(args.dir, args.out, steps=args.steps, checkpoint_every=args.checkpoint_every,
+                     log_every=args.log_every, validate_every=args.validate_every,
+                     seed=args.seed, progress=args.progress, sleep=args.sleep)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The image branch through Snakemake on a tiny demo: every stage runs, and reruns stay local."""
+
+import csv
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shapepose.images.instances import read_instances
+from shapepose.images.stanford import read_stanford_cars
+from shapepose.tables import markdown_rows
+
+from helpers.jobstats import job_counts
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "seed": 3,
+    "cars": {"dataset": "tiny_cars"},
+    "demo_cars": {
+        "synthetic": {"models": 6, "image_size": 64, "gt_points": 200},
+        "photos": {"train": 4, "test": 4, "segmenter_train": 8, "long_side": [256, 320]},
+    },
+    "segmentation": {
+        "shards": 2,
+        "train": {"arch": {"min_size": 128, "max_size": 160}, "steps": 6, "warmup_steps": 2,
+                  "checkpoint_every": 3, "validate_every": 3},
+    },
+}
+
+
+# Part 1 of the image branch only: the tiny photos give no cut-outs for the style transfer (which
+# tests/workflow/test_workflow_style.py runs on a prepared cut-out folder).
+TARGETS = [f"results/normalized/tiny_cars/{split}" for split in ("train", "test")] + [
+    f"results/tables/tiny_cars/{name}" for name in (
+        "segment_funnel.csv", "segment_filters.csv", "segment_filters.md", "frame_ratio.csv",
+        "frame_ratio.md", "frame_ratio.png", "segmentation_quality.csv",
+        "segmentation_quality.md")]
+
+
+def snakemake(workdir, *args, config):
+    path = Path(workdir) / "test-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(path), *args, *TARGETS]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc.stdout + proc.stderr
+
+
+def planned(workdir, config):
+    text = snakemake(workdir, "-n", config=config)
+    counts = job_counts(text)
+    return counts, text
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny_cars")
+    snakemake(workdir, "--cores", "2", config=TINY)
+    return workdir
+
+
+def test_every_photo_is_segmented_once_and_accounted_for(tiny_run):
+    photos = read_stanford_cars(tiny_run / "results/demo_cars/tiny_cars/photos")
+    assert len(photos) == 8
+    images, _ = read_instances(tiny_run / "results/segments/tiny_cars/instances.json")
+    assert sorted(im.image for im in images) == [p.relpath for p in photos]
+    with open(tiny_run / "results/cutouts/tiny_cars/decisions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    # a photo appears in the decisions through its instances, or through a row saying why not
+    assert {row["image"] for row in rows} == {p.relpath for p in photos}
+
+
+def test_tables_and_normalized_sets_exist(tiny_run):
+    tables = tiny_run / "results/tables/tiny_cars"
+    for name in ("segment_filters.md", "frame_ratio.md", "frame_ratio.png",
+                 "segmentation_quality.md"):
+        assert (tables / name).stat().st_size > 0, name
+    assert ["photos", "8"] in [row[:2] for row in markdown_rows((tables / "segment_filters.md").read_text())]
+    for split in ("train", "test"):
+        assert (tiny_run / f"results/normalized/tiny_cars/{split}").is_dir()
+
+
+def test_changing_a_filter_threshold_reruns_only_the_filters_and_what_follows(tiny_run):
+    assert not planned(tiny_run, TINY)[0]
+    changed = yaml.safe_load(yaml.safe_dump(TINY))
+    changed["filters"] = {"min_score": 0.5}
+    counts, text = planned(tiny_run, changed)
+    assert counts == Counter({"filter_segments": 1, "normalize_segments": 1,
+                              "tabulate_segments": 1}), text
+
+
+def test_more_segment_shards_resegment_but_do_not_retrain(tiny_run):
+    changed = yaml.safe_load(yaml.safe_dump(TINY))
+    changed["segmentation"]["shards"] = 3
+    counts, text = planned(tiny_run, changed)
+    assert "train_segmenter" not in counts and "make_demo_cars" not in counts, text
+    assert counts["segment"] == 3 and counts["gather_segments"] == 1, text
