@@ -128,3 +128,21 @@ def test_collect_tables_orders_both_branches_and_names_each_experiment(tmp_path)
             style_curves=[png, png], style_grids=[png, png], shape_pose=table("sp.md"),
             shape_pose_real=table("sp_real.md"), shape_pose_plot=png, index=tmp_path / "x.md",
             mesh_dataset="m", cars_dataset="c", style_experiments=experiments)
+
+
+def test_read_table_names_the_file_and_each_problem(tmp_path):
+    from shapepose.tables import read_table
+
+    good = tmp_path / "good.csv"
+    good.write_text("step,loss\n1,0.5\n2,0.25\n")
+    assert read_table(good, "losses CSV", ["step"])["loss"].tolist() == [0.5, 0.25]
+    cases = {"missing.csv": (None, "losses CSV does not exist"),
+             "empty.csv": ("", "cannot read losses CSV"),
+             "narrow.csv": ("step\n1\n", r"losses CSV lacks column\(s\) \['loss'\]; it has \['step'\]")}
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(InputError, match=message) as caught:
+            read_table(path, "losses CSV", ["step", "loss"])
+        assert str(path) in str(caught.value)

@@ -146,7 +146,7 @@ def camera_pose(position: np.ndarray) -> np.ndarray:
     """(3, 3) ShapeNet -> CV camera rotation for a DPC camera at Blender position `position`.
 
     What DPC's `quaternion_from_campos` gives for the ground-truth clouds, in our axis order (DPC
-    orders camera axes as depth, up, right: tests/test_dpc_camera.py compares the two).
+    orders camera axes as depth, up, right: tests/images/test_dpc_camera.py compares the two).
     """
     return look_at_rotation(position) @ SHAPENET_TO_BLENDER
 
