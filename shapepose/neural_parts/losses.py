@@ -22,16 +22,17 @@ COVERAGE_EPS = 1e-6
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights and shape parameters of the losses; defaults are the authors' DFAUST settings."""
+    """Weights and shape parameters of the losses (config neural_parts.losses; config.yaml has the
+    authors' DFAUST settings)."""
 
-    reconstruction: float = 0.3
-    occupancy: float = 1.0
-    normal: float = 0.01
-    overlap: float = 0.1
-    coverage: float = 0.01
-    tau: float = 0.004           # sharpness: sigmoid(-g / tau)
-    overlap_lambda: float = 1.95  # seed 003: lambda = 1.95 in the original paper
-    coverage_k: int = 10          # seed 003: the 10 lowest-g target points per primitive
+    reconstruction: float
+    occupancy: float
+    normal: float
+    overlap: float
+    coverage: float
+    tau: float             # sharpness: sigmoid(-g / tau)
+    overlap_lambda: float  # seed 003: lambda = 1.95 in the original paper
+    coverage_k: int        # seed 003: the 10 lowest-g target points per primitive
 
 
 def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from shapepose.config import section
 from shapepose.errors import InputError
 from shapepose.neural_parts.data import (FrameCache, FrameRef, SequenceFiles, draw_batch,
                                          frame_tensors, mean_surface_point, split_frames)
@@ -80,7 +81,7 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
     net.inn.origin.copy_(torch.from_numpy(mean_surface_point(frames["train"], cache)))
     net.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=training["lr"])
-    loss_config = LossConfig(**losses)
+    loss_config = section(LossConfig, losses, where="neural_parts.losses")
     fingerprint = {"n_primitives": n_primitives, "model": model, "losses": asdict(loss_config),
                    "training": training, "split": split,
                    "data": data_fingerprint(surface + volume + renders)}

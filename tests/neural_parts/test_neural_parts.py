@@ -177,7 +177,7 @@ def test_coverage_loss_is_the_authors_min_points_loss(seed):
 
 
 def test_default_loss_settings_are_the_seeds():
-    config = LossConfig()
+    config = LossConfig(**config_section("neural_parts.losses"))  # the authors' DFAUST settings
     assert config.overlap_lambda == 1.95 and config.coverage_k == 10
 
 

@@ -96,6 +96,7 @@ def test_section_names_unknown_and_missing_keys():
 def test_every_config_dataclass_reads_config_yaml_and_has_no_defaults_of_its_own():
     from shapepose.cars.photos import PhotoOptions
     from shapepose.images.filters import FilterThresholds
+    from shapepose.neural_parts.losses import LossConfig
     from shapepose.shape_pose.losses import LossSettings
     from shapepose.shape_pose.model import Architecture as ShapePoseArchitecture
     from shapepose.style.losses import LossWeights
@@ -110,13 +111,14 @@ def test_every_config_dataclass_reads_config_yaml_and_has_no_defaults_of_its_own
                                     "sigma": CONFIG["shape_pose"]["projection"]["sigma"]}),
              section(ShapePoseArchitecture, CONFIG["shape_pose"]["model"]),
              section(StyleArchitecture, CONFIG["style_transfer"]["model"]),
-             section(Experiment, CONFIG["style_transfer"]["defaults"])]
+             section(Experiment, CONFIG["style_transfer"]["defaults"]),
+             section(LossConfig, CONFIG["neural_parts"]["losses"])]
     for stage in ("neural_parts", "style_transfer", "shape_pose"):
         built.append(TrainConfig.from_section(CONFIG[stage]["training"]))
     built.append(TrainConfig.from_section(CONFIG["segmentation"]["train"]))
     assert built[-1].max_steps == CONFIG["segmentation"]["train"]["steps"]
     for cls in (PhotoOptions, FilterThresholds, LossSettings, ShapePoseArchitecture,
-                StyleArchitecture, Experiment, LossWeights):
+                StyleArchitecture, Experiment, LossWeights, LossConfig):
         defaulted = [f.name for f in dataclasses.fields(cls)
                      if f.default is not dataclasses.MISSING
                      or f.default_factory is not dataclasses.MISSING]
