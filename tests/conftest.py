@@ -42,3 +42,15 @@ def tiny_cutouts(tmp_path_factory) -> Path:
 
     return data.write_cutout_splits(tmp_path_factory.mktemp("tiny_cutouts") / "cutouts",
                                     {"train": 6, "test": 2})
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: on a shared 2-core box a second thread only waits for a
+    busy core (detection models run up to 10x slower). Files use it through `pytestmark`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

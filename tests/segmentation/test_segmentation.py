@@ -37,13 +37,7 @@ def tiny_training(**changes) -> dict:
 
 # ---- fixtures ------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Detection models on a shared 2-core box: more threads than free cores slows them 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # detection models: 10x slower on two
 
 
 def car_photo(rng, height=64, width=80):

@@ -47,13 +47,7 @@ def loss_weights(**changes) -> LossWeights:
 TINY = Architecture(ngf=4, ndf=4, n_blocks=1, image_size=32)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks on a shared 2-core box: a second thread only waits for a busy core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread is faster
 
 
 # ---- networks -------------------------------------------------------------------------------

@@ -1,8 +1,6 @@
 """The image branch through Snakemake on a tiny demo: every stage runs, and reruns stay local."""
 
 import csv
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from shapepose.images.stanford import read_stanford_cars
 from shapepose.tables import markdown_rows
 
 from helpers.jobstats import job_counts
+from helpers.workflow import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
@@ -43,13 +42,7 @@ TARGETS = [f"results/normalized/tiny_cars/{split}" for split in ("train", "test"
 
 
 def snakemake(workdir, *args, config):
-    path = Path(workdir) / "test-config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(path), *args, *TARGETS]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    proc = run_snakemake(workdir, *args, config=config, targets=TARGETS)
     return proc.stdout + proc.stderr
 
 

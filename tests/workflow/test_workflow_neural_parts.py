@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from PIL import Image
 from shapepose.tables import markdown_rows
 
 from helpers.jobstats import job_counts
+from helpers.workflow import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
@@ -57,14 +56,7 @@ def targets(config):
 
 
 def snakemake(workdir, *args, config):
-    path = Path(workdir) / "test-config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(path), *args, *targets(config)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
+    return run_snakemake(workdir, *args, config=config, targets=targets(config))
 
 
 def planned(workdir, config):

@@ -1,8 +1,6 @@
 """Shape and pose in the workflow: a tiny run of the whole DAG, table 6.2, the report, and replanning."""
 
 import csv
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from shapepose.tables import markdown_rows
 
 from helpers.configs import merged_config
 from helpers.jobstats import job_counts
+from helpers.workflow import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
@@ -79,13 +78,8 @@ SHAPE_POSE_RULES = ["train_shape_pose", "eval_shape_pose", "eval_real_masks", "t
 
 
 def snakemake(workdir, *args, config, check=True):
-    path = Path(workdir) / "test-config.yaml"
-    path.write_text(yaml.safe_dump(merged_config(config, replace=("style_transfer.experiments",))))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(path), "--replace-workflow-config", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    proc = run_snakemake(workdir, *args, config=merged_config(config, replace=("style_transfer.experiments",)),
+                         replace=True, check=check)
     return proc.stdout + proc.stderr
 
 

@@ -2,8 +2,6 @@
 
 import csv
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 import yaml
 
 from helpers.jobstats import job_counts
+from helpers.workflow import run_snakemake
 from shapepose.images.dpc import SPLITS, read_dpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,13 +47,7 @@ def targets(config):
 
 
 def snakemake(workdir, *args, config):
-    path = Path(workdir) / "test-config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(path), *args, *targets(config)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    proc = run_snakemake(workdir, *args, config=config, targets=targets(config))
     return proc.stdout + proc.stderr
 
 
