@@ -10,12 +10,14 @@ with script_logging(snakemake):
     from shapepose.tables import collect_tables
 
     collect_tables(
+        learning=snakemake.input.learning,
+        learning_curves=list(snakemake.input.learning_curves),
         neural_parts=snakemake.input.neural_parts,
-        segment_filters=snakemake.input.segment_filters,
-        frame_ratio=snakemake.input.frame_ratio,
-        frame_ratio_plot=snakemake.input.frame_ratio_plot,
+        segment_filters=snakemake.input.segment_filters[0],
+        frame_ratio=snakemake.input.frame_ratio[0],
+        frame_ratio_plot=snakemake.input.frame_ratio_plot[0],
         segmentation_quality=snakemake.input.segmentation_quality,
-        style_tables=list(snakemake.input.style_tables),
+        style_summary=snakemake.input.style_summary,
         style_curves=list(snakemake.input.style_curves),
         style_grids=list(snakemake.input.style_grids),
         shape_pose=snakemake.input.shape_pose,

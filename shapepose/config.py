@@ -78,6 +78,7 @@ def check_config(config: Mapping) -> None:
     - demo bodies: meshes.subjects and meshes.sequences are among demo_bodies' (when demo);
     - style_transfer.experiments may not be named "original" or "untrained" (the shape-and-pose
       variants "original" and "untrained" are the renders' own);
+    - style_transfer.run names only configured experiments;
     - segmentation.weights "train" needs a segmenter training set (cars.segmenter_train).
 
     Checks that need the data (which subjects a downloaded registrations file holds) stay in the
@@ -99,6 +100,12 @@ def check_config(config: Mapping) -> None:
         raise ConfigError("style_transfer.experiments", f"may not be named {', '.join(map(repr, reserved))}: the "
                           "shape-and-pose tables use 'original' for the renders and "
                           f"'{UNTRAINED}' for the model before training")
+    run = config["style_transfer"]["run"]
+    if run is not None:
+        unknown = [e for e in run if e not in config["style_transfer"]["experiments"]]
+        if unknown:
+            raise ConfigError("style_transfer.run", f"{unknown} are not among style_transfer.experiments "
+                              f"{sorted(config['style_transfer']['experiments'])}")
     if config["segmentation"]["weights"] == "train" and config["cars"]["segmenter_train"] is None:
         raise ConfigError("segmentation.weights", "is 'train' but cars.segmenter_train is null; "
                           "give segmentation.weights a checkpoint path (e.g. COCO weights) or a "

@@ -126,30 +126,33 @@ def _escape(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def collect_tables(*, neural_parts: str | Path, segment_filters: str | Path,
+def collect_tables(*, learning: str | Path, learning_curves: list[str | Path],
+                   neural_parts: str | Path, segment_filters: str | Path,
                    frame_ratio: str | Path, frame_ratio_plot: str | Path,
-                   segmentation_quality: str | Path, style_tables: list[str | Path],
+                   segmentation_quality: str | Path, style_summary: str | Path,
                    style_curves: list[str | Path], style_grids: list[str | Path],
                    shape_pose: str | Path, shape_pose_real: str | Path,
                    shape_pose_plot: str | Path, index: str | Path, mesh_dataset: str,
                    cars_dataset: str, style_experiments: list[str]) -> None:
     """Write `index`: every metric table of both branches, in the order a reader follows them.
 
-    style_tables, style_curves and style_grids hold one file per name in `style_experiments`, in
-    that order. Each section heading names the dataset and the seed's chapter or table.
+    First whether each trained stage learns (the learning table and its curves), then each
+    stage's tables. style_curves and style_grids hold one file per name in `style_experiments`
+    (the first replicate's), in that order. Each heading names the dataset and the seed's chapter.
     """
     cars = f"Car photos {cars_dataset}"
     style = {
-        f"{cars}: style transfer '{name}' (seed 002 chapter 4)": [table, curves, grid]
-        for name, table, curves, grid in zip(style_experiments, style_tables, style_curves,
-                                             style_grids, strict=True)
+        f"{cars}: style transfer '{name}', replicate 0 (seed 002 chapter 4)": [curves, grid]
+        for name, curves, grid in zip(style_experiments, style_curves, style_grids, strict=True)
     }
     write_table_index(
         {
+            "Does each trained stage learn? (issue 15 targets)": [learning, *learning_curves],
             f"Neural Parts on {mesh_dataset} (seed 003)": [neural_parts],
-            f"{cars}: segmentation filters (seed 002, 3.1-3.3)": [segment_filters],
-            f"{cars}: frame ratio (seed 002, 3.2.1)": [frame_ratio, frame_ratio_plot],
-            f"{cars}: segmentation quality": [segmentation_quality],
+            f"{cars}: segmentation filters, replicate 0 (seed 002, 3.1-3.3)": [segment_filters],
+            f"{cars}: frame ratio, replicate 0 (seed 002, 3.2.1)": [frame_ratio, frame_ratio_plot],
+            f"{cars}: segmentation quality over replicates": [segmentation_quality],
+            f"{cars}: style transfer over replicates (seed 002 chapter 4)": [style_summary],
             **style,
             f"{cars}: shape and pose (seed 002 table 6.2)": [shape_pose],
             f"{cars}: shape and pose on real cut-outs (seed 002 figures 6.5, 7.1)": [

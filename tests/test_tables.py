@@ -99,35 +99,35 @@ def test_collect_tables_orders_both_branches_and_names_each_experiment(tmp_path)
     png.write_bytes(b"\x89PNG")
     experiments = ["baseline", "no_alpha"]
     out = tmp_path / "index.md"
-    collect_tables(
-        neural_parts=table("np.md"), segment_filters=table("filters.md"),
-        frame_ratio=table("ratio.md"), frame_ratio_plot=png,
-        segmentation_quality=table("quality.md"),
-        style_tables=[table(f"style_{e}.md") for e in experiments],
-        style_curves=[png, png], style_grids=[png, png],
-        shape_pose=table("sp.md"), shape_pose_real=table("sp_real.md"), shape_pose_plot=png,
-        index=out, mesh_dataset="meshes_x", cars_dataset="cars_y", style_experiments=experiments)
+
+    def collect(style_curves, index):
+        collect_tables(
+            learning=table("learning.md"), learning_curves=[png],
+            neural_parts=table("np.md"), segment_filters=table("filters.md"),
+            frame_ratio=table("ratio.md"), frame_ratio_plot=png,
+            segmentation_quality=table("quality.md"), style_summary=table("style.md"),
+            style_curves=style_curves, style_grids=[png, png],
+            shape_pose=table("sp.md"), shape_pose_real=table("sp_real.md"), shape_pose_plot=png,
+            index=index, mesh_dataset="meshes_x", cars_dataset="cars_y", style_experiments=experiments)
+
+    collect([png, png], out)
     text = out.read_text()
     headings = [line for line in text.split("\n") if line.startswith("## ")]
     assert headings == [
+        "## Does each trained stage learn? (issue 15 targets)",
         "## Neural Parts on meshes_x (seed 003)",
-        "## Car photos cars_y: segmentation filters (seed 002, 3.1-3.3)",
-        "## Car photos cars_y: frame ratio (seed 002, 3.2.1)",
-        "## Car photos cars_y: segmentation quality",
-        "## Car photos cars_y: style transfer 'baseline' (seed 002 chapter 4)",
-        "## Car photos cars_y: style transfer 'no_alpha' (seed 002 chapter 4)",
+        "## Car photos cars_y: segmentation filters, replicate 0 (seed 002, 3.1-3.3)",
+        "## Car photos cars_y: frame ratio, replicate 0 (seed 002, 3.2.1)",
+        "## Car photos cars_y: segmentation quality over replicates",
+        "## Car photos cars_y: style transfer over replicates (seed 002 chapter 4)",
+        "## Car photos cars_y: style transfer 'baseline', replicate 0 (seed 002 chapter 4)",
+        "## Car photos cars_y: style transfer 'no_alpha', replicate 0 (seed 002 chapter 4)",
         "## Car photos cars_y: shape and pose (seed 002 table 6.2)",
         "## Car photos cars_y: shape and pose on real cut-outs (seed 002 figures 6.5, 7.1)",
     ]
-    assert text.index("| style_baseline |") < text.index("| style_no_alpha |") < text.index("| sp |")
-    with pytest.raises(ValueError):  # one table per experiment, or the headings would lie
-        collect_tables(
-            neural_parts=table("np.md"), segment_filters=table("filters.md"),
-            frame_ratio=table("ratio.md"), frame_ratio_plot=png,
-            segmentation_quality=table("quality.md"), style_tables=[table("style_baseline.md")],
-            style_curves=[png, png], style_grids=[png, png], shape_pose=table("sp.md"),
-            shape_pose_real=table("sp_real.md"), shape_pose_plot=png, index=tmp_path / "x.md",
-            mesh_dataset="m", cars_dataset="c", style_experiments=experiments)
+    assert text.index("| learning |") < text.index("| np |") < text.index("| style |") < text.index("| sp |")
+    with pytest.raises(ValueError):  # one curve per experiment, or the headings would lie
+        collect([png], tmp_path / "x.md")
 
 
 def test_read_table_names_the_file_and_each_problem(tmp_path):

@@ -10,9 +10,28 @@ from snakemake.logging import logger
 
 from shapepose.config import UNTRAINED, check_config
 from shapepose.provenance import DigestCache, source_digest
+from shapepose.replicates import replicate_seed
 
 
 check_config(config)  # every check between parts of the config, in one tested function
+
+
+# ---- Replicates: every trained model (and what it feeds) r0, r1, ... ---------------------------
+# Replicate r of a stage trains from replicate_seed(seed, stage, r) and reads replicate r of the
+# stages before it. A job's params never name the number of replicates, so raising `replicates`
+# adds jobs for the new ones and reruns only the tables that pool them.
+
+REPLICATES = list(range(config["replicates"]))
+
+
+def training_seed(stage):
+    """The `seed` param of a training rule: replicate_seed(config seed, stage, replicate)."""
+    return lambda wildcards: replicate_seed(config["seed"], stage, int(wildcards.replicate))
+
+
+def replicate_number(wildcards):
+    """The `replicate` param of a rule: the wildcard as an integer."""
+    return int(wildcards.replicate)
 
 
 def memory_mb(first_attempt_mb):
@@ -177,7 +196,8 @@ def segmenter_train_set():
 
 
 def segmenter_weights():
-    """The weights `segment` loads: train_segmenter's export, or the configured checkpoint file."""
+    """The weights `segment` loads: train_segmenter's export (of the `{replicate}` being
+    segmented), or the configured checkpoint file (the same for every replicate)."""
     if config["segmentation"]["weights"] == "train":
         return rules.train_segmenter.output.model
     return config["segmentation"]["weights"]
@@ -189,17 +209,18 @@ def segmenter_arch():
 
 def image_branch_outputs():
     """Everything the image branch produces that `rule all` asks for."""
-    return [
+    per_replicate = [
         rules.normalize_segments.output.train,
         rules.normalize_segments.output.test,
         *rules.tabulate_segments.output,
     ]
+    return expand(per_replicate, replicate=REPLICATES) + list(rules.summarize_segments.output)
 
 
 # ---- Neural Parts (seed 003): the split by sequence, and what `all` asks for --------------------
 
 NEURAL_PARTS = config["neural_parts"]
-NEURAL_PARTS_DIR = f"results/neural_parts/{DATASET}/P{{n_primitives}}"
+NEURAL_PARTS_DIR = f"results/neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}"
 
 
 def _neural_parts_split_sequences():
@@ -233,23 +254,24 @@ def neural_parts_inputs(part):
 
 def neural_parts_outputs():
     """Everything Neural Parts produces that `rule all` asks for."""
-    counts = NEURAL_PARTS["primitives"]
+    counts = NEURAL_PARTS["primitives"]  # meshes and renders of the first replicate's models
     return (
         list(rules.tabulate_neural_parts.output)
-        + expand(rules.export_neural_parts.output.primitives, n_primitives=counts)
-        + expand(rules.export_neural_parts.output.views, n_primitives=counts)
+        + expand(rules.export_neural_parts.output.primitives, n_primitives=counts, replicate=0)
+        + expand(rules.export_neural_parts.output.views, n_primitives=counts, replicate=0)
     )
 
 
 # ---- Style transfer (seed 002 chapter 4): experiments by name, and what `all` asks for ------------
 
 STYLE = config["style_transfer"]
-STYLE_EXPERIMENTS = list(STYLE["experiments"])
-STYLE_DIR = f"results/style_transfer/{CARS}/{{experiment}}"
+STYLE_EXPERIMENTS = list(STYLE["run"] or STYLE["experiments"])  # the ones this run trains
+STYLE_DIR = f"results/style_transfer/{CARS}/{{experiment}}/r{{replicate}}"
 
 
 def real_cutouts(split):
-    """The real cut-outs of one split ("train" or "test"): normalized here, or the config's folder."""
+    """The real cut-outs of one split ("train" or "test"): normalized here (replicate r's, a
+    `{replicate}` wildcard), or the config's folder (the same for every replicate)."""
     if config["cars"]["cutouts"] == "pipeline":
         return getattr(rules.normalize_segments.output, split)
     return f"{config['cars']['cutouts']}/{split}"
@@ -268,7 +290,8 @@ def style_transfer_outputs():
     return expand(
         [*rules.report_style_transfer.output, rules.stylize.output.data],
         experiment=STYLE_EXPERIMENTS,
-    )
+        replicate=REPLICATES,
+    ) + list(rules.tabulate_style_transfer.output)
 
 
 # ---- Shape and pose (seed 002 chapters 5-6): variants, test sets, and what `all` asks for --------
@@ -278,7 +301,7 @@ SHAPE_POSE_VARIANTS = ["original", *STYLE_EXPERIMENTS]  # one trained model each
 SHAPE_POSE_UNTRAINED = UNTRAINED  # the original variant's architecture at its step-0 weights
 SHAPE_POSE_EVAL_VARIANTS = [*SHAPE_POSE_VARIANTS, SHAPE_POSE_UNTRAINED]
 SHAPE_POSE_TEST_SETS = ["original", *STYLE_EXPERIMENTS]  # every test split, stylized or not
-SHAPE_POSE_DIR = f"results/shape_pose/{CARS}/{{variant}}"
+SHAPE_POSE_DIR = f"results/shape_pose/{CARS}/{{variant}}/r{{replicate}}"
 
 
 def one_of(names):
@@ -286,27 +309,28 @@ def one_of(names):
     return "|".join(re.escape(name) for name in names)
 
 
-def _dpc_set(name):
-    """The DPC-layout folder of one variant or test set: the renders, or one experiment's stylized copy."""
+def _dpc_set(name, replicate):
+    """The DPC-layout folder of one variant or test set: the renders, or the stylized copy made
+    by one experiment's replicate."""
     if name in ("original", SHAPE_POSE_UNTRAINED):
         return synthetic_root()
-    return expand(rules.stylize.output.data, experiment=name)[0]
+    return expand(rules.stylize.output.data, experiment=name, replicate=replicate)[0]
 
 
 def shape_pose_data(wildcards):
     """The set a variant trains on (and aligns its canonical frame with): untrained -> the renders."""
-    return _dpc_set(wildcards.variant)
+    return _dpc_set(wildcards.variant, wildcards.replicate)
 
 
 def shape_pose_test_data(wildcards):
-    """The set whose test split an evaluation scores."""
-    return _dpc_set(wildcards.test_set)
+    """The set whose test split an evaluation scores (of the evaluated model's replicate)."""
+    return _dpc_set(wildcards.test_set, wildcards.replicate)
 
 
 def shape_pose_model(wildcards):
     """The exported model of a variant; the untrained row reads the original's (its seed and sizes)."""
     trained = "original" if wildcards.variant == SHAPE_POSE_UNTRAINED else wildcards.variant
-    return expand(rules.train_shape_pose.output.model, variant=trained)[0]
+    return expand(rules.train_shape_pose.output.model, variant=trained, replicate=wildcards.replicate)[0]
 
 
 def shape_pose_untrained(wildcards):
@@ -335,6 +359,8 @@ def shape_pose_outputs():
 wildcard_constraints:
     sequence="[A-Za-z0-9]+_[A-Za-z0-9_]+",
     n_primitives=r"\d+",
+    replicate=r"\d+",
+    weights="trained|untrained",
     scatteritem=r"\d+-of-\d+",
     experiment=one_of(STYLE_EXPERIMENTS),
     variant=one_of(SHAPE_POSE_EVAL_VARIANTS),

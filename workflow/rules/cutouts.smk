@@ -5,8 +5,8 @@ rule filter_segments:
         instances=rules.gather_segments.output.instances,
         photos=photos_root(),
     output:
-        accepted=directory(f"results/cutouts/{CARS}/accepted"),
-        decisions=f"results/cutouts/{CARS}/decisions.csv",
+        accepted=directory(f"results/cutouts/{CARS}/r{{replicate}}/accepted"),
+        decisions=f"results/cutouts/{CARS}/r{{replicate}}/decisions.csv",
     params:
         thresholds=config["filters"],
     # One process; measured 1.8 s and 112 MB for the demo's 60 instances (it holds one photo at
@@ -16,9 +16,9 @@ rule filter_segments:
         mem_mb=memory_mb(1000),
         runtime=30,  # minutes; about 20 ms per instance, so thousands of photos fit
     log:
-        f"logs/filter_segments/{CARS}.log",
+        f"logs/filter_segments/{CARS}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/filter_segments/{CARS}.tsv"
+        f"benchmarks/filter_segments/{CARS}/r{{replicate}}.tsv"
     conda:
         "../../envs/images.yaml"
     script:
@@ -53,9 +53,9 @@ rule normalize_segments:
         cutouts=rules.filter_segments.output.accepted,
         fit=rules.fit_frame_ratio.output.fit,
     output:
-        train=directory(f"results/normalized/{CARS}/train"),
-        test=directory(f"results/normalized/{CARS}/test"),
-        ratios=f"results/normalized/{CARS}/ratios.csv",
+        train=directory(f"results/normalized/{CARS}/r{{replicate}}/train"),
+        test=directory(f"results/normalized/{CARS}/r{{replicate}}/test"),
+        ratios=f"results/normalized/{CARS}/r{{replicate}}/ratios.csv",
     params:
         seed=config["seed"],
         train_fraction=config["normalize"]["train_fraction"],
@@ -65,9 +65,9 @@ rule normalize_segments:
         mem_mb=memory_mb(500),
         runtime=30,
     log:
-        f"logs/normalize_segments/{CARS}.log",
+        f"logs/normalize_segments/{CARS}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/normalize_segments/{CARS}.tsv"
+        f"benchmarks/normalize_segments/{CARS}/r{{replicate}}.tsv"
     conda:
         "../../envs/images.yaml"
     script:
@@ -83,33 +83,37 @@ rule tabulate_segments:
         # the demo photos' true instances score segments and filters; real photos have none
         truth=[] if photos_truth() is None else [photos_truth()],
     output:
-        funnel_csv=f"results/tables/{CARS}/segment_funnel.csv",
-        filters_csv=f"results/tables/{CARS}/segment_filters.csv",
+        funnel_csv=f"results/tables/{CARS}/r{{replicate}}/segment_funnel.csv",
+        filters_csv=f"results/tables/{CARS}/r{{replicate}}/segment_filters.csv",
         filters_md=report(
-            f"results/tables/{CARS}/segment_filters.md",
+            f"results/tables/{CARS}/r{{replicate}}/segment_filters.md",
             caption="../report/segment_filters.rst",
             category="Image branch",
-            labels={"table": "segment filters"},
+            subcategory="replicate {replicate}",
+            labels={"table": "segment filters", "replicate": "{replicate}"},
         ),
-        ratio_csv=f"results/tables/{CARS}/frame_ratio.csv",
+        ratio_csv=f"results/tables/{CARS}/r{{replicate}}/frame_ratio.csv",
         ratio_md=report(
-            f"results/tables/{CARS}/frame_ratio.md",
+            f"results/tables/{CARS}/r{{replicate}}/frame_ratio.md",
             caption="../report/frame_ratio.rst",
             category="Image branch",
-            labels={"table": "frame ratio"},
+            subcategory="replicate {replicate}",
+            labels={"table": "frame ratio", "replicate": "{replicate}"},
         ),
         ratio_png=report(
-            f"results/tables/{CARS}/frame_ratio.png",
+            f"results/tables/{CARS}/r{{replicate}}/frame_ratio.png",
             caption="../report/frame_ratio_plot.rst",
             category="Image branch",
-            labels={"figure": "frame ratio"},
+            subcategory="replicate {replicate}",
+            labels={"figure": "frame ratio", "replicate": "{replicate}"},
         ),
-        quality_csv=f"results/tables/{CARS}/segmentation_quality.csv",
+        quality_csv=f"results/tables/{CARS}/r{{replicate}}/segmentation_quality.csv",
         quality_md=report(
-            f"results/tables/{CARS}/segmentation_quality.md",
+            f"results/tables/{CARS}/r{{replicate}}/segmentation_quality.md",
             caption="../report/segmentation_quality.rst",
             category="Image branch",
-            labels={"table": "segmentation quality"},
+            subcategory="replicate {replicate}",
+            labels={"table": "segmentation quality", "replicate": "{replicate}"},
         ),
     # Tables and one plot from CSV/JSON files: 1.1 s and 128 MB (matplotlib) measured.
     threads: 1
@@ -117,11 +121,40 @@ rule tabulate_segments:
         mem_mb=memory_mb(500),
         runtime=10,
     log:
-        f"logs/tabulate_segments/{CARS}.log",
+        f"logs/tabulate_segments/{CARS}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/tabulate_segments/{CARS}.tsv"
+        f"benchmarks/tabulate_segments/{CARS}/r{{replicate}}.tsv"
     conda:
         "../../envs/images.yaml"
     script:
         "../../scripts/tabulate_segments.py"
 
+
+
+rule summarize_segments:
+    input:
+        quality=expand(rules.tabulate_segments.output.quality_csv, replicate=REPLICATES),
+        funnel=expand(rules.tabulate_segments.output.funnel_csv, replicate=REPLICATES),
+    output:
+        quality_csv=f"results/tables/{CARS}/segmentation_quality.csv",
+        quality_md=report(
+            f"results/tables/{CARS}/segmentation_quality.md",
+            caption="../report/segmentation_quality.rst",
+            category="Image branch",
+            subcategory="over replicates",
+            labels={"table": "segmentation quality over replicates"},
+        ),
+    params:
+        replicates=REPLICATES,
+    threads: 1
+    resources:
+        mem_mb=memory_mb(500),
+        runtime=5,
+    log:
+        f"logs/summarize_segments/{CARS}.log",
+    benchmark:
+        f"benchmarks/summarize_segments/{CARS}.tsv"
+    conda:
+        "../../envs/images.yaml"
+    script:
+        "../../scripts/summarize_segments.py"

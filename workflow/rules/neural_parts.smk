@@ -10,13 +10,13 @@ rule train_neural_parts:
     params:
         sequences=NEURAL_PARTS_SEQUENCES["train"],
         # not an output: Snakemake would delete it on failure, and resuming needs it
-        checkpoint_dir=f"results/checkpoints/neural_parts/{DATASET}/P{{n_primitives}}",
+        checkpoint_dir=f"results/checkpoints/neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}",
         split=NEURAL_PARTS["split"],
         model=NEURAL_PARTS["model"],
         losses=NEURAL_PARTS["losses"],
         training=NEURAL_PARTS["training"],
         device=NEURAL_PARTS["device"],
-        seed=config["seed"],
+        seed=training_seed("neural_parts"),
     # One thread: two torch threads on two busy cores spin-wait on each other (several times
     # slower per step); give a GPU or more threads (--set-threads) where the node has them.
     threads: 1
@@ -25,9 +25,9 @@ rule train_neural_parts:
         runtime=600,  # minutes; the demo default takes about 1 on one CPU core
         gpu=1,
     log:
-        f"logs/train_neural_parts/{DATASET}/P{{n_primitives}}.log",
+        f"logs/train_neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/train_neural_parts/{DATASET}/P{{n_primitives}}.tsv"
+        f"benchmarks/train_neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}.tsv"
     conda:
         "../../envs/neural_parts.yaml"
     script:
@@ -39,7 +39,7 @@ rule eval_neural_parts:
         model=rules.train_neural_parts.output.model,
         **neural_parts_inputs("test"),
     output:
-        metrics=f"{NEURAL_PARTS_DIR}/eval.json",
+        metrics=f"{NEURAL_PARTS_DIR}/eval_{{weights}}.json",
     params:
         sequences=NEURAL_PARTS_SEQUENCES["test"],
         split=NEURAL_PARTS["split"],
@@ -47,6 +47,8 @@ rule eval_neural_parts:
         subdivisions=NEURAL_PARTS["sphere_subdivisions"],
         n_points=NEURAL_PARTS["eval"]["n_points"],
         max_frames=NEURAL_PARTS["eval"]["max_frames"],
+        untrained=lambda wildcards: wildcards.weights == "untrained",
+        replicate=replicate_number,
         device=NEURAL_PARTS["device"],
         seed=config["seed"],
     threads: 1
@@ -55,9 +57,9 @@ rule eval_neural_parts:
         runtime=120,  # minutes; 11 s measured for the demo's test frames on one CPU core
         gpu=1,  # the network runs on the device for every test frame (`device: auto`)
     log:
-        f"logs/eval_neural_parts/{DATASET}/P{{n_primitives}}.log",
+        f"logs/eval_neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}/{{weights}}.log",
     benchmark:
-        f"benchmarks/eval_neural_parts/{DATASET}/P{{n_primitives}}.tsv"
+        f"benchmarks/eval_neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}/{{weights}}.tsv"
     conda:
         "../../envs/neural_parts.yaml"
     script:
@@ -75,8 +77,8 @@ rule export_neural_parts:
             patterns=["{stem}.png"],
             caption="../report/neural_parts_views.rst",
             category="Neural Parts",
-            subcategory="{n_primitives} primitives",
-            labels={"primitives": "{n_primitives}", "frame": "{stem}"},
+            subcategory="{n_primitives} primitives, replicate {replicate}",
+            labels={"primitives": "{n_primitives}", "replicate": "{replicate}", "frame": "{stem}"},
         ),
     params:
         sequences=NEURAL_PARTS_SEQUENCES["test"],
@@ -93,9 +95,9 @@ rule export_neural_parts:
         mem_mb=memory_mb(3000),  # 918 MB measured (demo)
         runtime=30,  # minutes; 4.3 s measured
     log:
-        f"logs/export_neural_parts/{DATASET}/P{{n_primitives}}.log",
+        f"logs/export_neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/export_neural_parts/{DATASET}/P{{n_primitives}}.tsv"
+        f"benchmarks/export_neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}.tsv"
     conda:
         "../../envs/neural_parts.yaml"
     script:
@@ -104,7 +106,12 @@ rule export_neural_parts:
 
 rule tabulate_neural_parts:
     input:
-        metrics=expand(rules.eval_neural_parts.output.metrics, n_primitives=NEURAL_PARTS["primitives"]),
+        metrics=expand(
+            rules.eval_neural_parts.output.metrics,
+            n_primitives=NEURAL_PARTS["primitives"],
+            replicate=REPLICATES,
+            weights=["trained", "untrained"],
+        ),
     output:
         csv=report(
             f"results/tables/{DATASET}/neural_parts.csv",
@@ -113,6 +120,8 @@ rule tabulate_neural_parts:
             labels={"table": "IoU and Chamfer-L1 per number of primitives"},
         ),
         md=f"results/tables/{DATASET}/neural_parts.md",
+        replicates_csv=f"results/tables/{DATASET}/neural_parts_replicates.csv",
+        comparisons_csv=f"results/tables/{DATASET}/neural_parts_comparisons.csv",
     params:
         dataset=DATASET,
     # A table from a few small JSON files: 0.3 s measured; memory is the Python interpreter's.

@@ -5,7 +5,7 @@ scattergather:
     segment=config["segmentation"]["shards"],
 
 
-SEGMENT_SHARD = f"results/segments/{CARS}/shards/{{scatteritem}}.json"
+SEGMENT_SHARD = f"results/segments/{CARS}/r{{replicate}}/shards/{{scatteritem}}.json"
 
 
 if segmenter_train_set() is not None:
@@ -14,14 +14,14 @@ if segmenter_train_set() is not None:
         input:
             train_set=segmenter_train_set(),
         output:
-            model=f"results/segmenter/{CARS}/model.pt",
-            losses=f"results/segmenter/{CARS}/losses.csv",
+            model=f"results/segmenter/{CARS}/r{{replicate}}/model.pt",
+            losses=f"results/segmenter/{CARS}/r{{replicate}}/losses.csv",
         params:
             # not an output: Snakemake would delete it on failure, and resuming needs it
-            checkpoint_dir=f"results/checkpoints/segmenter/{CARS}",
+            checkpoint_dir=f"results/checkpoints/segmenter/{CARS}/r{{replicate}}",
             training=config["segmentation"]["train"],
             device=config["segmentation"]["device"],
-            seed=config["seed"],
+            seed=training_seed("segmentation"),
         threads: 2
         resources:
             # 1.8 GB peak measured on two CPU cores (demo); images in a batch dominate
@@ -31,9 +31,9 @@ if segmenter_train_set() is not None:
             # to the CPU, and a local run without --resources gpu=N is not limited by it.
             gpu=1,
         log:
-            f"logs/train_segmenter/{CARS}/train.log",
+            f"logs/train_segmenter/{CARS}/r{{replicate}}.log",
         benchmark:
-            f"benchmarks/train_segmenter/{CARS}/train.tsv"
+            f"benchmarks/train_segmenter/{CARS}/r{{replicate}}.tsv"
         conda:
             "../../envs/segment.yaml"
         script:
@@ -60,9 +60,9 @@ rule segment:
         runtime=120,  # minutes; 7 s per demo shard on a CPU, a GPU shard of real photos is minutes
         gpu=1,  # Mask R-CNN inference runs on the device (`device: auto`, CPU where none)
     log:
-        f"logs/segment/{CARS}/{{scatteritem}}.log",
+        f"logs/segment/{CARS}/r{{replicate}}/{{scatteritem}}.log",
     benchmark:
-        f"benchmarks/segment/{CARS}/{{scatteritem}}.tsv"
+        f"benchmarks/segment/{CARS}/r{{replicate}}/{{scatteritem}}.tsv"
     conda:
         "../../envs/segment.yaml"
     script:
@@ -72,18 +72,18 @@ rule segment:
 rule gather_segments:
     input:
         photos=photos_root(),
-        shards=gather.segment(SEGMENT_SHARD),
+        shards=gather.segment(SEGMENT_SHARD, allow_missing=True),
     output:
-        instances=f"results/segments/{CARS}/instances.json",
+        instances=f"results/segments/{CARS}/r{{replicate}}/instances.json",
     threads: 1
     resources:
         # every shard's instances in memory at once: 686 MB measured on the demo (masks as RLE)
         mem_mb=memory_mb(1000),
         runtime=10,  # minutes; 3.5 s measured
     log:
-        f"logs/gather_segments/{CARS}.log",
+        f"logs/gather_segments/{CARS}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/gather_segments/{CARS}.tsv"
+        f"benchmarks/gather_segments/{CARS}/r{{replicate}}.tsv"
     conda:
         "../../envs/segment.yaml"
     script:

@@ -10,13 +10,13 @@ rule train_shape_pose:
         losses=f"{SHAPE_POSE_DIR}/losses.csv",
     params:
         # not an output: Snakemake would delete it on failure, and resuming needs it
-        checkpoint_dir=f"results/checkpoints/shape_pose/{CARS}/{{variant}}",
+        checkpoint_dir=f"results/checkpoints/shape_pose/{CARS}/{{variant}}/r{{replicate}}",
         model=SHAPE_POSE["model"],
         projection=SHAPE_POSE["projection"],
         losses=SHAPE_POSE["losses"],
         training=SHAPE_POSE["training"],
         device=SHAPE_POSE["device"],
-        seed=config["seed"],
+        seed=training_seed("shape_pose"),
     # One thread: two variants side by side on two cores. Demo sizes: 0.24 s per step of 16 images
     # on one core, 95-97 s for the default 400 steps (measured, machine loaded); the seed's 600k
     # steps of 16 images at 128 px want the GPU (3.5 days on a GTX 1080 Ti).
@@ -26,9 +26,9 @@ rule train_shape_pose:
         runtime=1440,  # minutes per attempt; a longer run resumes from its checkpoint when retried
         gpu=1,
     log:
-        f"logs/train_shape_pose/{CARS}/{{variant}}.log",
+        f"logs/train_shape_pose/{CARS}/{{variant}}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/train_shape_pose/{CARS}/{{variant}}.tsv"
+        f"benchmarks/train_shape_pose/{CARS}/{{variant}}/r{{replicate}}.tsv"
     conda:
         "../../envs/shape_pose.yaml"
     script:
@@ -46,6 +46,7 @@ rule eval_shape_pose:
     params:
         evaluation=SHAPE_POSE_SCORING,
         untrained=shape_pose_untrained,
+        replicate=replicate_number,
         device=SHAPE_POSE["device"],
         seed=config["seed"],
     # Prediction on the test split, ICP alignment on the variant's own validation split, Chamfer
@@ -57,9 +58,9 @@ rule eval_shape_pose:
         runtime=120,  # minutes; the seed's 7500 test images
         gpu=1,
     log:
-        f"logs/eval_shape_pose/{CARS}/{{variant}}/{{test_set}}.log",
+        f"logs/eval_shape_pose/{CARS}/{{variant}}/r{{replicate}}/{{test_set}}.log",
     benchmark:
-        f"benchmarks/eval_shape_pose/{CARS}/{{variant}}/{{test_set}}.tsv"
+        f"benchmarks/eval_shape_pose/{CARS}/{{variant}}/r{{replicate}}/{{test_set}}.tsv"
     conda:
         "../../envs/shape_pose.yaml"
     script:
@@ -76,6 +77,7 @@ rule eval_real_masks:
     params:
         evaluation=SHAPE_POSE_MASKING,
         untrained=shape_pose_untrained,
+        replicate=replicate_number,
         device=SHAPE_POSE["device"],
         seed=config["seed"],
     # The held-out real cut-outs and the synthetic test views through the network, each predicted
@@ -86,9 +88,9 @@ rule eval_real_masks:
         runtime=60,  # minutes; the seed's 2818 cut-outs
         gpu=1,
     log:
-        f"logs/eval_real_masks/{CARS}/{{variant}}.log",
+        f"logs/eval_real_masks/{CARS}/{{variant}}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/eval_real_masks/{CARS}/{{variant}}.tsv"
+        f"benchmarks/eval_real_masks/{CARS}/{{variant}}/r{{replicate}}.tsv"
     conda:
         "../../envs/shape_pose.yaml"
     script:
@@ -100,9 +102,13 @@ rule tabulate_shape_pose:
         summaries=expand(
             rules.eval_shape_pose.output.json,
             variant=SHAPE_POSE_EVAL_VARIANTS,
+            replicate=REPLICATES,
             test_set=SHAPE_POSE_TEST_SETS,
         ),
-        real_masks=expand(rules.eval_real_masks.output.csv, variant=SHAPE_POSE_EVAL_VARIANTS),
+        # expand's order: every replicate of a variant, then the next variant (see params)
+        real_masks=expand(
+            rules.eval_real_masks.output.csv, variant=SHAPE_POSE_EVAL_VARIANTS, replicate=REPLICATES
+        ),
     output:
         csv=report(
             f"results/tables/{CARS}/shape_pose.csv",
@@ -133,7 +139,8 @@ rule tabulate_shape_pose:
             labels={"result": "mask disagreement", "format": "Markdown"},
         ),
     params:
-        variants=SHAPE_POSE_EVAL_VARIANTS,
+        variants=[v for v in SHAPE_POSE_EVAL_VARIANTS for _ in REPLICATES],
+        replicates=[r for _ in SHAPE_POSE_EVAL_VARIANTS for r in REPLICATES],
         dataset=CARS,
         kde_points=SHAPE_POSE_KDE_POINTS,
     # Two tables and one plot from small files: 1.2 s measured, mostly the imports.

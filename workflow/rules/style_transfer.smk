@@ -11,12 +11,12 @@ rule train_style_transfer:
     params:
         experiment=style_experiment,
         # not an output: Snakemake would delete it on failure, and resuming needs it
-        checkpoint_dir=f"results/checkpoints/style_transfer/{CARS}/{{experiment}}",
+        checkpoint_dir=f"results/checkpoints/style_transfer/{CARS}/{{experiment}}/r{{replicate}}",
         model=STYLE["model"],
         training=STYLE["training"],
         features=STYLE["features"],
         device=STYLE["device"],
-        seed=config["seed"],
+        seed=training_seed("style_transfer"),
     # One thread: two experiments side by side on two cores (demo widths: 0.72 s/step measured on
     # an idle core, 1.5 s with the machine loaded); the seed's full-width networks want the GPU
     # (benchmarks/style_step.py: 5.7 s per step on two CPU cores).
@@ -26,9 +26,9 @@ rule train_style_transfer:
         runtime=1440,  # minutes; the demo default takes about 2 on one CPU core
         gpu=1,
     log:
-        f"logs/train_style_transfer/{CARS}/{{experiment}}.log",
+        f"logs/train_style_transfer/{CARS}/{{experiment}}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/train_style_transfer/{CARS}/{{experiment}}.tsv"
+        f"benchmarks/train_style_transfer/{CARS}/{{experiment}}/r{{replicate}}.tsv"
     conda:
         "../../envs/style.yaml"
     script:
@@ -40,7 +40,7 @@ rule stylize:
         model=rules.train_style_transfer.output.model,
         synthetic=synthetic_root(),
     output:
-        data=directory(f"results/stylized/{CARS}/{{experiment}}"),
+        data=directory(f"results/stylized/{CARS}/{{experiment}}/r{{replicate}}"),
         alpha=f"{STYLE_DIR}/alpha.csv",
     params:
         device=STYLE["device"],
@@ -50,9 +50,9 @@ rule stylize:
         runtime=240,  # minutes; 200 demo renders take 3.5 s on one CPU core
         gpu=1,
     log:
-        f"logs/stylize/{CARS}/{{experiment}}.log",
+        f"logs/stylize/{CARS}/{{experiment}}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/stylize/{CARS}/{{experiment}}.tsv"
+        f"benchmarks/stylize/{CARS}/{{experiment}}/r{{replicate}}.tsv"
     conda:
         "../../envs/style.yaml"
     script:
@@ -68,26 +68,26 @@ rule report_style_transfer:
         real_test=real_cutouts("test"),
     output:
         curves=report(
-            f"results/tables/{CARS}/style_{{experiment}}_losses.png",
+            f"results/tables/{CARS}/r{{replicate}}/style_{{experiment}}_losses.png",
             caption="../report/style_losses.rst",
             category="Style transfer",
-            subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "figure": "loss curves"},
+            subcategory="{experiment}, replicate {replicate}",
+            labels={"experiment": "{experiment}", "replicate": "{replicate}", "figure": "loss curves"},
         ),
         grid=report(
-            f"results/tables/{CARS}/style_{{experiment}}_samples.png",
+            f"results/tables/{CARS}/r{{replicate}}/style_{{experiment}}_samples.png",
             caption="../report/style_samples.rst",
             category="Style transfer",
-            subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "figure": "samples"},
+            subcategory="{experiment}, replicate {replicate}",
+            labels={"experiment": "{experiment}", "replicate": "{replicate}", "figure": "samples"},
         ),
-        table_csv=f"results/tables/{CARS}/style_{{experiment}}.csv",
+        table_csv=f"results/tables/{CARS}/r{{replicate}}/style_{{experiment}}.csv",
         table_md=report(
-            f"results/tables/{CARS}/style_{{experiment}}.md",
+            f"results/tables/{CARS}/r{{replicate}}/style_{{experiment}}.md",
             caption="../report/style_table.rst",
             category="Style transfer",
-            subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "table": "losses and alpha disagreement"},
+            subcategory="{experiment}, replicate {replicate}",
+            labels={"experiment": "{experiment}", "replicate": "{replicate}", "table": "losses and alpha disagreement"},
         ),
     params:
         experiment="{experiment}",
@@ -101,10 +101,44 @@ rule report_style_transfer:
         mem_mb=memory_mb(1500),
         runtime=15,
     log:
-        f"logs/report_style_transfer/{CARS}/{{experiment}}.log",
+        f"logs/report_style_transfer/{CARS}/{{experiment}}/r{{replicate}}.log",
     benchmark:
-        f"benchmarks/report_style_transfer/{CARS}/{{experiment}}.tsv"
+        f"benchmarks/report_style_transfer/{CARS}/{{experiment}}/r{{replicate}}.tsv"
     conda:
         "../../envs/style.yaml"
     script:
         "../../scripts/report_style_transfer.py"
+
+
+rule tabulate_style_transfer:
+    input:
+        tables=expand(
+            rules.report_style_transfer.output.table_csv,
+            experiment=STYLE_EXPERIMENTS,
+            replicate=REPLICATES,
+        ),
+    output:
+        csv=f"results/tables/{CARS}/style_transfer.csv",
+        md=report(
+            f"results/tables/{CARS}/style_transfer.md",
+            caption="../report/style_table.rst",
+            category="Style transfer",
+            subcategory="over replicates",
+            labels={"table": "experiments over replicates"},
+        ),
+    params:
+        # one entry per table, in the order of the input (expand: experiments, then replicates)
+        experiments=[e for e in STYLE_EXPERIMENTS for _ in REPLICATES],
+        replicates=[r for _ in STYLE_EXPERIMENTS for r in REPLICATES],
+    threads: 1
+    resources:
+        mem_mb=memory_mb(500),
+        runtime=5,
+    log:
+        f"logs/tabulate_style_transfer/{CARS}.log",
+    benchmark:
+        f"benchmarks/tabulate_style_transfer/{CARS}.tsv"
+    conda:
+        "../../envs/style.yaml"
+    script:
+        "../../scripts/tabulate_style_transfer.py"

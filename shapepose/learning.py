@@ -1,0 +1,257 @@
+"""Does each trained stage learn? The learning table and the validation curves (issue 15).
+
+Per stage, the headline metric on held-out data: the trained models' mean over replicates with
+its spread (shapepose.replicates), the untrained or trivial baseline, the target of
+`learning.targets` in the config and whether the mean meets it:
+
+- shape and pose (`original` variant, original test split): pose accuracy at the threshold, median
+  pose error and Chamfer, against the `untrained` row (the same networks at their step-0 weights);
+- Neural Parts, per number of primitives: IoU and Chamfer-L1 on the test frames, against the
+  step-0 weights of each replicate;
+- segmenter: mean mask IoU of matched pairs and recall of whole, unoccluded cars on the demo
+  photos with known masks, and the spread of accepted cut-outs over replicates, (max - min) / mean;
+- style transfer (one experiment, `learning.style_experiment`): alpha disagreement between the
+  test renders and their stylized copies, against the untrained generator's.
+
+This module reads the stages' output files (JSON and CSV) and imports no stage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shapepose.errors import InputError
+from shapepose.io import atomic_file
+from shapepose.replicates import SPREAD_NOTE, cell, summarize
+from shapepose.tables import markdown, read_table, write_csv, write_markdown
+
+COLUMNS = ["stage", "metric", "replicates", "trained_mean", "trained_std", "trained_ci_low",
+           "trained_ci_high", "baseline", "baseline_mean", "target", "met", "note"]
+
+# the validation metric each trainer selects its best checkpoint by (its losses.csv column)
+CURVES = {
+    "shape_pose": ("val_student_reprojection", "validation: student's reprojection error (lower is better)"),
+    "neural_parts": ("val_iou", "validation IoU (higher is better)"),
+    "segmentation": ("val_pq", "validation panoptic quality (higher is better)"),
+    "style_transfer": ("val_alpha_disagreement", "validation alpha disagreement (lower is better)"),
+}
+
+SEG_IOU = "mean mask IoU of matched pairs"
+SEG_WHOLE_RECALL = "share of whole, unoccluded truth cars found (recall)"
+SEG_ACCEPTED = "accepted cut-outs"
+STYLE_SECTION = "alpha disagreement (test)"
+
+
+def _json(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot read evaluation summary: {exc}") from None
+
+
+def _value(summary: dict, key: str, path) -> float:
+    if key not in summary:
+        raise InputError(path, "evaluation summary lacks a value", key=key)
+    value = summary[key]
+    return math.nan if value is None else float(value)
+
+
+def _row(stage, metric, trained, baseline_text, baseline_values, target_text, met, note=""):
+    stats = summarize(trained)
+    base = summarize(baseline_values)["mean"] if baseline_values is not None else math.nan
+    return {"stage": stage, "metric": metric, "replicates": stats["n"],
+            "trained_mean": stats["mean"], "trained_std": stats["std"],
+            "trained_ci_low": stats["ci_low"], "trained_ci_high": stats["ci_high"],
+            "baseline": baseline_text, "baseline_mean": base, "target": target_text,
+            "met": met(stats["mean"], base) if not math.isnan(stats["mean"]) else None, "note": note}
+
+
+def shape_pose_rows(files: list[str], variants: list[str], targets: dict) -> list[dict]:
+    """Rows of the original variant on the original test split, against the untrained row."""
+    values: dict[str, dict[str, list[float]]] = {"original": {}, "untrained": {}}
+    threshold = None
+    for path, variant in zip(files, variants, strict=True):
+        summary = _json(path)
+        threshold = summary.get("accuracy_threshold_deg", threshold)
+        for key in ("accuracy", "median_error_deg", "chamfer"):
+            values[variant].setdefault(key, []).append(_value(summary, key, path))
+    trained, untrained = values["original"], values["untrained"]
+    at = f"{threshold:g} deg" if threshold is not None else "threshold"
+    ratio = float(targets["chamfer_ratio"])
+    return [
+        _row("shape and pose", f"pose accuracy at {at}", trained.get("accuracy", []),
+             "untrained", untrained.get("accuracy"), f">= {targets['accuracy']:g}",
+             lambda m, b: bool(m >= targets["accuracy"])),
+        _row("shape and pose", "median pose error (deg)", trained.get("median_error_deg", []),
+             "untrained", untrained.get("median_error_deg"), f"<= {targets['median_error_deg']:g}",
+             lambda m, b: bool(m <= targets["median_error_deg"])),
+        _row("shape and pose", "Chamfer x100", trained.get("chamfer", []), "untrained",
+             untrained.get("chamfer"), f"<= {ratio:g} x untrained",
+             lambda m, b: bool(m <= ratio * b) if not math.isnan(b) else None),
+    ]
+
+
+def neural_parts_rows(files: list[str], counts: list[int], weights: list[str], targets: dict) -> list[dict]:
+    """Per number of primitives: IoU (target) and Chamfer-L1 (below the untrained model's)."""
+    values: dict[tuple[int, str], dict[str, list[float]]] = {}
+    for path, n, kind in zip(files, counts, weights, strict=True):
+        summary = _json(path)
+        slot = values.setdefault((int(n), kind), {})
+        for key in ("iou", "chamfer_l1"):
+            slot.setdefault(key, []).append(_value(summary, key, path))
+    rows = []
+    for n in sorted({n for n, _ in values}):
+        trained, untrained = values.get((n, "trained"), {}), values.get((n, "untrained"), {})
+        rows.append(_row("Neural Parts", f"IoU, {n} primitives", trained.get("iou", []), "untrained",
+                         untrained.get("iou"), f">= {targets['iou']:g}",
+                         lambda m, b: bool(m >= targets["iou"])))
+        rows.append(_row("Neural Parts", f"Chamfer-L1 (m), {n} primitives", trained.get("chamfer_l1", []),
+                         "untrained", untrained.get("chamfer_l1"), "< untrained",
+                         lambda m, b: bool(m < b) if not math.isnan(b) else None))
+    return rows
+
+
+def _metric(table: pd.DataFrame, name: str, path) -> float:
+    hits = table[table["metric"] == name]
+    if hits.empty:
+        raise InputError(path, f"segmentation quality table lacks the row {name!r}")
+    return float(hits["value"].iloc[0])
+
+
+def segmentation_rows(files: list[str], targets: dict) -> list[dict]:
+    """Mask IoU and whole-car recall against their targets; accepted cut-outs' spread."""
+    ious, recalls, accepted = [], [], []
+    for path in files:
+        table = read_table(path, "segmentation quality table", ["metric", "value"])
+        ious.append(_metric(table, SEG_IOU, path))
+        recalls.append(_metric(table, SEG_WHOLE_RECALL, path))
+        accepted.append(_metric(table, SEG_ACCEPTED, path))
+    spread = (max(accepted) - min(accepted)) / np.mean(accepted) if accepted and np.mean(accepted) else math.nan
+    limit = float(targets["cutout_spread"])
+    spread_row = _row("segmenter", "accepted cut-outs: (max - min) / mean over replicates",
+                      [spread] if len(accepted) > 1 else [], "", None, f"<= {limit:g}",
+                      lambda m, b: bool(m <= limit),
+                      note="accepted per replicate: " + ", ".join(f"{a:g}" for a in accepted))
+    spread_row["replicates"] = len(accepted)
+    if len(accepted) < 2:
+        spread_row["note"] += "; one replicate: no spread"
+    return [
+        _row("segmenter", "mean mask IoU of matched pairs", ious, "", None,
+             f">= {targets['matched_iou']:g}", lambda m, b: bool(m >= targets["matched_iou"]),
+             note="matched at mask IoU >= 0.5; an untrained detector finds nothing to match"),
+        _row("segmenter", "recall of whole, unoccluded cars", recalls, "", None,
+             f">= {targets['whole_recall']:g}", lambda m, b: bool(m >= targets["whole_recall"])),
+        spread_row,
+    ]
+
+
+def _style_value(table: pd.DataFrame, section: str, name: str, path) -> float:
+    hits = table[(table["section"] == section) & (table["name"] == name)]
+    if hits.empty:
+        raise InputError(path, f"style table lacks the row {section!r} / {name!r}")
+    return float(hits["value"].iloc[0])
+
+
+def style_rows(files: list[str], experiment: str, targets: dict) -> list[dict]:
+    """Test alpha disagreement of one experiment against its target and the untrained generator's."""
+    values, untrained = [], []
+    for path in files:
+        table = read_table(path, "style-transfer table", ["section", "name", "value"])
+        values.append(_style_value(table, STYLE_SECTION, "mean", path))
+        hits = table[(table["section"] == STYLE_SECTION) & (table["name"] == "untrained mean")]
+        if not hits.empty:
+            untrained.append(float(hits["value"].iloc[0]))
+    limit = float(targets["alpha_disagreement"])
+    return [_row("style transfer", f"alpha disagreement on the test renders ({experiment})", values,
+                 "untrained G" if untrained else "", untrained or None, f"<= {limit:g}",
+                 lambda m, b: bool(m <= limit),
+                 note="share of pixels whose Alpha differs between a render and its stylized copy")]
+
+
+def learning_markdown(table: pd.DataFrame, title: str, scale: str) -> str:
+    shown = pd.DataFrame({
+        "stage": table["stage"], "metric": table["metric"], "n": table["replicates"],
+        "trained": [cell(r.trained_mean, r.trained_std, r.trained_ci_low, r.trained_ci_high, "{:.3f}")
+                    for r in table.itertuples()],
+        "baseline": [f"{r.baseline} {r.baseline_mean:.3f}" if not math.isnan(r.baseline_mean)
+                     else "" for r in table.itertuples()],
+        "target": table["target"],
+        "met": ["yes" if m is True else "no" if m is False else "" for m in table["met"]],
+        "note": table["note"],
+    })
+    intro = (f"{scale}. Trained: {SPREAD_NOTE}. Baseline: the same networks at their step-0 weights "
+             "(the mean over replicates). Met: whether the trained mean meets the target; the "
+             "targets are set for workflow/configs/learning.yaml.")
+    return markdown(shown, title=title, intro=intro)
+
+
+def read_curves(files: list[str], column: str) -> list[pd.DataFrame]:
+    """(step, value) of one validation column of each losses.csv, rows without it dropped."""
+    curves = []
+    for path in files:
+        frame = read_table(path, "loss history", ["step"])
+        if column not in frame:
+            raise InputError(path, f"loss history lacks the validation column {column!r}")
+        curves.append(frame[["step", column]].dropna().rename(columns={column: "value"}))
+    return curves
+
+
+def plot_curves(stage: str, files: list[str], groups: list[str], replicates: list[int], out) -> None:
+    """One stage's validation metric against the step: a colour per group, replicates overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    column, label = CURVES[stage]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    order = list(dict.fromkeys(groups))
+    styles = ["-", "--", ":", "-."]
+    for curve, group, r in zip(read_curves(files, column), groups, replicates, strict=True):
+        ax.plot(curve["step"], curve["value"], styles[r % len(styles)], marker="o", markersize=3,
+                color=colours[order.index(group) % len(colours)], label=f"{group}, replicate {r}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(column)
+    ax.set_title(f"{stage.replace('_', ' ')}: {label}", fontsize=10)
+    ax.grid(alpha=0.3)
+    if files:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_file(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def tabulate_learning(*, shape_pose: list[str], shape_pose_variants: list[str],
+                      neural_parts: list[str], neural_parts_counts: list[int],
+                      neural_parts_weights: list[str], segmentation: list[str], style: list[str],
+                      style_experiment: str, curves: dict[str, dict], targets: dict,
+                      out_csv: str, out_md: str, out_curves: dict[str, str], scale: str) -> pd.DataFrame:
+    """The rule's work: the learning table (CSV, Markdown) and one curve PNG per stage.
+
+    curves: stage -> {"files": losses.csv paths, "groups": label per file, "replicates": r per file}.
+    Stages with no files (no trained segmenter, the style experiment not configured) are left out.
+    """
+    rows = []
+    if shape_pose:
+        rows += shape_pose_rows(shape_pose, shape_pose_variants, targets["shape_pose"])
+    if neural_parts:
+        rows += neural_parts_rows(neural_parts, neural_parts_counts, neural_parts_weights,
+                                  targets["neural_parts"])
+    if segmentation:
+        rows += segmentation_rows(segmentation, targets["segmentation"])
+    if style:
+        rows += style_rows(style, style_experiment, targets["style_transfer"])
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    write_csv(table, out_csv, float_format="%.6g")
+    write_markdown(out_md, learning_markdown(table, "Does each trained stage learn?", scale))
+    for stage, out in out_curves.items():
+        spec = curves.get(stage, {"files": [], "groups": [], "replicates": []})
+        plot_curves(stage, list(spec["files"]), list(spec["groups"]), list(spec["replicates"]), out)
+    return table
