@@ -297,6 +297,32 @@ def test_segmentation_quality_counts_whole_cars_among_accepted():
     assert q["accepted cut-outs"] == 3
     assert q["share of accepted cut-outs that are whole, unoccluded cars"] == pytest.approx(1 / 3)
     assert q["share of whole, unoccluded truth cars accepted"] == 1.0
+    assert q["share of whole, unoccluded truth cars found (recall)"] == 1.0
+
+
+def test_whole_car_recall_counts_found_cars_whatever_the_filters_decided():
+    # photo x: two whole cars (one found but rejected by a filter, one missed), one occluded car
+    # found, one cropped truck missed; photo y: a whole truck found and accepted
+    h, w = 100, 160
+    found, missed = box_mask(h, w, 10, 10, 40, 40), box_mask(h, w, 10, 60, 40, 40)
+    occluded, cropped = box_mask(h, w, 60, 10, 30, 30), box_mask(h, w, 60, 100, 30, 30)
+    truck = box_mask(h, w, 20, 20, 50, 50)
+    truth = [ImageInstances("x.png", w, h, [
+                 Instance.from_mask(found, CAR), Instance.from_mask(missed, CAR),
+                 Instance.from_mask(occluded, CAR, attributes={"occluded": True}),
+                 Instance.from_mask(cropped, TRUCK, attributes={"cropped": True})]),
+             ImageInstances("y.png", w, h, [Instance.from_mask(truck, TRUCK)])]
+    shifted = box_mask(h, w, 10, 14, 40, 40)  # IoU 36/44 with `found`
+    pred = [ImageInstances("x.png", w, h, [Instance.from_mask(shifted, CAR, 0.9),
+                                           Instance.from_mask(occluded, CAR, 0.8)]),
+            ImageInstances("y.png", w, h, [Instance.from_mask(truck, TRUCK, 0.95)])]
+    decisions = _decisions([("x.png", 0, "score"), ("x.png", 1, "occluded"), ("y.png", 0, "")])
+    q = dict(zip(*segmentation_quality(pred, truth, decisions, match=_brute_force_match).T.values))
+    assert q["whole, unoccluded truth cars"] == 3  # found, missed, the truck
+    assert q["share of whole, unoccluded truth cars found (recall)"] == pytest.approx(2 / 3)
+    assert q["share of whole, unoccluded truth cars accepted"] == pytest.approx(1 / 3)
+    assert q["share of truth cars/trucks found (recall)"] == pytest.approx(3 / 5)
+    assert q["mean mask IoU of matched pairs"] == pytest.approx((36 / 44 + 1.0 + 1.0) / 3)
 
 
 def test_ratio_summary_leaves_infinite_ratios_out_and_counts_them():
