@@ -139,11 +139,12 @@ rule summarize_segments:
         quality_csv=f"results/tables/{CARS}/segmentation_quality.csv",
         quality_md=report(
             f"results/tables/{CARS}/segmentation_quality.md",
-            caption="../report/segmentation_quality.rst",
+            caption="../report/segmentation_summary.rst",
             category="Image branch",
             subcategory="over replicates",
             labels={"table": "segmentation quality over replicates"},
         ),
+        funnel_csv=f"results/tables/{CARS}/segment_funnel_replicates.csv",
     params:
         replicates=REPLICATES,
     threads: 1

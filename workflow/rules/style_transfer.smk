@@ -121,11 +121,12 @@ rule tabulate_style_transfer:
         csv=f"results/tables/{CARS}/style_transfer.csv",
         md=report(
             f"results/tables/{CARS}/style_transfer.md",
-            caption="../report/style_table.rst",
+            caption="../report/style_summary.rst",
             category="Style transfer",
             subcategory="over replicates",
             labels={"table": "experiments over replicates"},
         ),
+        comparison_csv=f"results/tables/{CARS}/style_transfer_comparison.csv",
     params:
         # one entry per table, in the order of the input (expand: experiments, then replicates)
         experiments=[e for e in STYLE_EXPERIMENTS for _ in REPLICATES],
