@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -50,7 +51,7 @@ COMPARISON_COLUMNS = ["comparison", "metric", "a", "b", "test", "n", "difference
 def read_evaluation(path) -> dict:
     """One eval.json; InputError naming the file (and the key) when it is unreadable or lacks one."""
     try:
-        evaluation = json.loads(open(path).read())
+        evaluation = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise InputError(path, "Neural Parts evaluation does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
