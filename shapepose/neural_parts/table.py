@@ -134,11 +134,6 @@ def _fmt(value: float) -> str:
     return "{:.4f}" if abs(value) < 0.1 else "{:.3f}"
 
 
-def number(value: float) -> str:
-    """A Markdown number: 3 decimals, 4 below 0.1."""
-    return _fmt(value).format(value)
-
-
 def source_label(source: str, weights: str) -> str:
     return f"{source}, {weights}" if source == OURS else source
 
