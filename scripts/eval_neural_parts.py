@@ -1,4 +1,8 @@
-"""Snakemake entry: IoU and Chamfer-L1 of one trained Neural Parts model on the test frames."""
+"""Snakemake entry: IoU and Chamfer-L1 of one Neural Parts model on the test frames.
+
+params: sequences, split, image_size, subdivisions, n_points, max_frames, device, seed (the config
+seed), untrained (bool: score the step-0 weights instead of the trained ones) and replicate (int).
+"""
 import sys
 from pathlib import Path
 

@@ -15,7 +15,8 @@ from shapepose.io import atomic_file
 from shapepose.neural_parts.data import FrameCache, frame_tensors, split_frames
 from shapepose.neural_parts.metrics import chamfer_l1, predicted_surface, weighted_iou
 from shapepose.neural_parts.model import union_implicit
-from shapepose.neural_parts.train import evenly_spaced, load_model, sequence_files
+from shapepose.neural_parts.train import STAGE, evenly_spaced, load_model, sequence_files
+from shapepose.replicates import replicate_seed
 from shapepose.seeding import derive_rng
 from shapepose.training import load_exported, pick_device
 
@@ -38,14 +39,37 @@ def evaluate_frame(model, samples, device, *, n_points: int, rng: np.random.Gene
     return {"iou": iou, **chamfer_l1(predicted, target)}
 
 
+def check_replicate(model_path: str, meta: dict, seed: int, replicate: int) -> None:
+    """The model file must be replicate `replicate` of config seed `seed`: trained with
+    replicate_seed(seed, "neural_parts", replicate). InputError naming the file otherwise."""
+    expected = replicate_seed(seed, STAGE, replicate)
+    if meta.get("seed") != expected:
+        raise InputError(model_path, f"trained with seed {meta.get('seed')}, but replicate "
+                                     f"{replicate} of seed {seed} trains with {expected}", key="seed")
+
+
 def eval_neural_parts(*, model_path: str, sequences: list[str], surface: list[str],
                       volume: list[str], renders: list[str], out: str, seed: int, device: str,
                       split: dict, n_points: int, max_frames: int | None, subdivisions: int,
-                      image_size: int) -> dict:
-    """Evaluate on every test frame (or `max_frames` evenly spaced ones) and write `out` (JSON)."""
+                      image_size: int, untrained: bool, replicate: int) -> dict:
+    """Evaluate on every test frame (or `max_frames` evenly spaced ones) and write `out` (JSON).
+
+    `seed` is the config seed: the per-frame Chamfer samples are drawn from it (the same for every
+    replicate and for the untrained weights, so paired comparisons share them), and the model
+    file must have been trained with replicate_seed(seed, "neural_parts", replicate).
+    untrained=True scores the same architecture at its step-0 weights (`load_model`).
+    """
+    if not isinstance(untrained, bool):
+        raise TypeError(f"untrained is True or False, got {untrained!r}")
     device = pick_device(device)
     exported = load_exported(model_path, map_location=device)
-    model = load_model(exported, device)
+    meta = exported["meta"]
+    check_replicate(model_path, meta, seed, replicate)
+    try:
+        model = load_model(exported, device, untrained=untrained)
+    except KeyError as error:
+        raise InputError(model_path, f"not a Neural Parts model file (no {error})") from None
+    weights = "untrained" if untrained else "trained"
     frames = split_frames(sequence_files(sequences, surface, volume, renders),
                           split["test_sequences"], split["val_stride"])["test"]
     if not frames:
@@ -62,9 +86,10 @@ def eval_neural_parts(*, model_path: str, sequences: list[str], surface: list[st
         except ValueError as error:
             raise InputError(ref.files.surface, str(error), frame=ref.frame) from None
         rows.append({"sequence": ref.files.sequence, "frame": ref.frame, **scores})
-    meta = exported["meta"]
     result = {
         "n_primitives": model.n_primitives,
+        "untrained": bool(untrained),
+        "replicate": int(replicate),
         "iou": float(np.mean([r["iou"] for r in rows])),
         "chamfer_l1": float(np.mean([r["chamfer_l1"] for r in rows])),
         "accuracy": float(np.mean([r["accuracy"] for r in rows])),
@@ -72,13 +97,16 @@ def eval_neural_parts(*, model_path: str, sequences: list[str], surface: list[st
         "n_points": n_points,
         "n_test_frames": len(rows),
         "units": "metres (Chamfer-L1); IoU weighted by the volume samples' importance weights",
-        "training": {"steps": meta["extra"]["steps"], "step_exported": meta["step"],
-                     "n_train_frames": meta["extra"]["n_train_frames"],
-                     "val_iou": meta["metrics"].get("val_iou")},
+        "training": {"steps": meta["extra"]["steps"],
+                     "step_exported": 0 if untrained else meta["step"],
+                     "n_train_frames": meta["extra"]["n_train_frames"], "seed": meta["seed"],
+                     "val_iou": None if untrained else meta["metrics"].get("val_iou")},
+        "eval_seed": int(seed),
         "frames": rows,
     }
-    log.info("P%d: IoU %.4f, Chamfer-L1 %.4f m over %d test frames (%d points each side)",
-             model.n_primitives, result["iou"], result["chamfer_l1"], len(rows), n_points)
+    log.info("P%d replicate %d, %s weights: IoU %.4f, Chamfer-L1 %.4f m over %d test frames "
+             "(%d points each side)", model.n_primitives, replicate, weights, result["iou"],
+             result["chamfer_l1"], len(rows), n_points)
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -15,7 +15,8 @@ from shapepose.neural_parts.data import (FrameCache, FrameRef, SequenceFiles, dr
 from shapepose.neural_parts.losses import LossConfig, neural_parts_losses
 from shapepose.neural_parts.model import NeuralParts, union_implicit
 from shapepose.neural_parts.metrics import weighted_iou
-from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
+from shapepose.seeding import derive_seed
+from shapepose.training import Trainer, TrainConfig, pick_device
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,15 @@ def build_model(n_primitives: int, model: dict) -> NeuralParts:
         n_primitives, feature_dim=model["feature_dim"], embedding_dim=model["embedding_dim"],
         hidden=model["hidden"], radius=model["radius"], pretrained=model["pretrained"],
         freeze_batchnorm=model["freeze_batchnorm"])
+
+
+def initial_model(n_primitives: int, model: dict, seed: int) -> NeuralParts:
+    """The network a run with `seed` starts from: `build_model` on the CPU with torch's generator
+    seeded with derive_seed(seed, "neural_parts", "init"), the caller's torch RNG state left as it
+    was. Training sets `inn.origin` (the training shapes' mean point) afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, STAGE, "init"))
+        return build_model(n_primitives, model)
 
 
 def sequence_files(sequences: list[str], surface: list[str], volume: list[str],
@@ -76,8 +86,7 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
     log.info("Neural Parts P%d: %d train, %d val frames (%d used to validate), device %s",
              n_primitives, len(frames["train"]), len(frames["val"]), len(val_frames), device)
 
-    seed_everything(seed, STAGE, "init")  # the initial weights follow the config seed
-    net = build_model(n_primitives, model)
+    net = initial_model(n_primitives, model, seed)  # the initial weights follow the seed
     net.inn.origin.copy_(torch.from_numpy(mean_surface_point(frames["train"], cache)))
     net.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=training["lr"])
@@ -115,9 +124,22 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
     return extra
 
 
-def load_model(exported: dict, device: torch.device) -> NeuralParts:
-    """The network of a file written by `train_neural_parts`, in eval mode on `device`."""
-    args = dict(exported["meta"]["extra"]["model"])
-    net = build_model(args.pop("n_primitives"), dict(args, pretrained=None))
-    net.load_state_dict(exported["model"])
+def load_model(exported: dict, device: torch.device, untrained: bool = False) -> NeuralParts:
+    """The network of a file written by `train_neural_parts`, in eval mode on `device`.
+
+    untrained=True gives the same architecture at the weights its training started from (step 0),
+    rebuilt by `initial_model` from the seed the file records, with the file's `inn.origin` (set
+    from the training data before the first step; a buffer no step changes): the "untrained" row
+    of the table. With `model.pretrained` set that needs the pretrained file at the recorded path.
+    KeyError when the file lacks the model's settings or the seed.
+    """
+    meta = exported["meta"]
+    args = dict(meta["extra"]["model"])
+    n_primitives = args.pop("n_primitives")
+    if untrained:
+        net = initial_model(n_primitives, args, int(meta["seed"]))
+        net.inn.origin.copy_(exported["model"]["inn.origin"])
+    else:
+        net = build_model(n_primitives, dict(args, pretrained=None))  # the file holds every weight
+        net.load_state_dict(exported["model"])
     return net.to(device).eval()

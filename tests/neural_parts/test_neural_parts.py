@@ -1,5 +1,5 @@
 """Neural Parts: exact inverses, implicit signs, each loss against a hand computation, the metrics
-against analytic volumes and brute force, the split, the table, and a short training run."""
+against analytic volumes and brute force, the split, and a short training run (the table: test_neural_parts_table.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ import pytest
 import torch
 import trimesh
 
-from shapepose.neural_parts.data import (FrameCache, SequenceFiles, draw_batch, mean_surface_point,
-                                         split_frames)
+from shapepose.neural_parts.data import FrameCache, SequenceFiles, draw_batch, split_frames
 from shapepose.neural_parts.losses import (LossConfig, chamfer_loss, coverage_loss,
                                            normal_consistency_loss, occupancy_loss, overlap_loss)
 from shapepose.neural_parts.metrics import chamfer_l1, predicted_surface, weighted_iou
 from shapepose.neural_parts.model import (COUPLING_AXES, ConditionalINN, CouplingLayer,
                                           NeuralParts, sphere_points)
-from shapepose.neural_parts.table import neural_parts_table, tabulate_neural_parts
 from shapepose.sampling.volume import sample_volume_points
-from shapepose.tables import markdown_rows
 
 from helpers.configs import config_section
 
@@ -245,7 +242,7 @@ def test_predicted_surface_drops_points_inside_other_primitives():
     assert np.all(np.minimum(d1, d2) > r - 0.01)
 
 
-# ---------------------------------------------------------------- split, batches and the table
+# ---------------------------------------------------------------- split and batches
 
 def test_split_by_sequence_then_frame(tmp_path, monkeypatch):
     import shapepose.neural_parts.data as data
@@ -259,34 +256,6 @@ def test_split_by_sequence_then_frame(tmp_path, monkeypatch):
     assert names == {"train": ["a_x/2", "a_x/6", "b_x/3"], "val": ["a_x/0", "a_x/4", "a_x/8",
                                                                    "b_x/1", "b_x/5"],
                      "test": ["c_x/0", "c_x/1"]}
-
-
-def test_table_layout_and_quoted_rows(tmp_path):
-    evaluations = []
-    for n, iou in ((2, 0.31), (4, 0.42)):
-        evaluation = {"n_primitives": n, "iou": iou, "chamfer_l1": 0.05 * n, "n_points": 5000,
-                      "n_test_frames": 22, "training": {"n_train_frames": 80, "steps": 200}}
-        evaluations.append(evaluation)
-        (tmp_path / f"P{n}.json").write_text(json.dumps(evaluation))
-    table = neural_parts_table(evaluations, "demo")
-    assert list(table.columns[3:]) == [2, 4, 5, 8, 10]
-    rows = {(r["metric"], r["source"]): r for _, r in table.iterrows()}
-    assert rows[("IoU", "ours")][4] == 0.42 and math.isnan(rows[("IoU", "ours")][5])
-    assert [rows[("IoU", "Neural Parts paper")][n] for n in (2, 5, 8, 10)] == [0.675, 0.673, 0.676, 0.678]
-    assert [rows[("Chamfer-L1", "Neural Parts paper")][n] for n in (2, 5, 8, 10)] == [0.101, 0.097, 0.090, 0.095]
-    assert [rows[("IoU", "seed 003 reproduction")][n] for n in (2, 5, 8, 10)] == [0.640, 0.654, 0.645, 0.643]
-    assert "5000" in rows[("Chamfer-L1", "ours")]["note"] and "200 steps" in rows[("IoU", "ours")]["note"]
-    tabulate_neural_parts([tmp_path / "P2.json", tmp_path / "P4.json"], tmp_path / "t.csv",
-                          tmp_path / "t.md", "demo")
-    md = (tmp_path / "t.md").read_text()
-    assert md.startswith("Neural Parts on demo (seed 003): IoU and Chamfer-L1 per number of primitives\n\n|")
-    rows = markdown_rows(md)
-    assert rows[0] == ["metric", "source", "2 primitives", "4 primitives", "5 primitives",
-                       "8 primitives", "10 primitives", "note"]
-    assert rows[1][:7] == ["IoU", "ours", "0.310", "0.420", "", "", ""]
-    assert rows[4][:4] == ["Chamfer-L1", "ours", "0.100", "0.200"]
-    assert rows[6][:7] == ["Chamfer-L1", "Neural Parts paper", "0.101", "", "0.0970", "0.0900",
-                           "0.0950"]  # 4 decimals below 0.1
 
 
 # ---------------------------------------------------------------- a short training run
@@ -340,46 +309,81 @@ def test_batches_are_a_pure_function_of_seed_and_step(tiny_dataset):
     assert first["images"].shape == (2, 3, 32, 32) and first["inside"].dtype == torch.bool
 
 
-def test_short_training_lowers_the_loss_and_beats_the_untrained_iou(tiny_dataset, tmp_path):
+def test_short_training_lowers_the_loss_and_beats_its_untrained_weights(tiny_dataset, tmp_path,
+                                                                       monkeypatch):
+    from shapepose.neural_parts import train
+    from shapepose.errors import InputError
     from shapepose.neural_parts.evaluate import eval_neural_parts
-    from shapepose.neural_parts.train import build_model, train_neural_parts, validation_iou
-    from shapepose.training import load_exported, seed_everything
+    from shapepose.replicates import replicate_seed
+    from shapepose.training import load_exported
 
     _, files = tiny_dataset
     train_files = [f for f in files if f.sequence not in TINY_SPLIT["test_sequences"]]
     losses = {"reconstruction": 0.3, "occupancy": 1.0, "normal": 0.01, "overlap": 0.1,
               "coverage": 0.01, "tau": 0.004, "overlap_lambda": 1.95, "coverage_k": 10}
+    seed = replicate_seed(3, "neural_parts", 1)  # replicate 1 of config seed 3
+
+    # the weights training starts from, as the trainer receives them
+    started_from = {}
+
+    class RecordingTrainer(train.Trainer):
+        def fit(self, *args, **kwargs):
+            started_from.update({k: v.detach().clone()
+                                 for k, v in self.modules["model"].state_dict().items()})
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "Trainer", RecordingTrainer)
 
     def columns(rows):
         return dict(sequences=[f.sequence for f in rows], surface=[f.surface for f in rows],
                     volume=[f.volume for f in rows], renders=[f.renders for f in rows])
 
-    train_neural_parts(**columns(train_files), out=str(tmp_path / "model.pt"),
-                       losses_csv=str(tmp_path / "losses.csv"), checkpoint_dir=str(tmp_path / "ckpt"), n_primitives=2, seed=3, device="cpu",
-                       split=TINY_SPLIT, model=TINY_MODEL, losses=losses, training=TINY_TRAINING)
-    meta = load_exported(tmp_path / "model.pt")["meta"]
-    assert meta["extra"]["n_train_frames"] == 3 and meta["which"] == "best"
+    train.train_neural_parts(**columns(train_files), out=str(tmp_path / "model.pt"),
+                             losses_csv=str(tmp_path / "losses.csv"),
+                             checkpoint_dir=str(tmp_path / "ckpt"), n_primitives=2, seed=seed,
+                             device="cpu", split=TINY_SPLIT, model=TINY_MODEL, losses=losses,
+                             training=TINY_TRAINING)
+    exported = load_exported(tmp_path / "model.pt")
+    meta = exported["meta"]
+    assert meta["extra"]["n_train_frames"] == 3 and meta["which"] == "best" and meta["seed"] == seed
 
     history = list(csv.DictReader(open(tmp_path / "losses.csv")))
     assert (tmp_path / "losses.csv").read_bytes() == (tmp_path / "ckpt" / "history.csv").read_bytes()
     totals = [float(r["total"]) for r in history if r["total"]]
     assert len(totals) == 4 and totals[-1] < totals[0], totals
 
-    result = eval_neural_parts(
-        model_path=str(tmp_path / "model.pt"), **columns(files), out=str(tmp_path / "eval.json"),
-        seed=3, device="cpu", split=TINY_SPLIT, n_points=500, max_frames=None, subdivisions=2,
-        image_size=64)
-    assert result["n_test_frames"] == 4 and result["n_points"] == 500
-    # the untrained model: the same initialisation the run started from
-    seed_everything(3, "neural_parts", "init")
-    untrained = build_model(2, TINY_MODEL)
-    test_frames = split_frames(files, **TINY_SPLIT)["test"]
-    cache = FrameCache(64)
-    untrained.inn.origin.copy_(torch.from_numpy(mean_surface_point(
-        split_frames(train_files, **TINY_SPLIT)["train"], cache)))
-    with torch.no_grad():
-        before = validation_iou(untrained.eval(), test_frames, cache, torch.device("cpu"))
-    assert result["iou"] > before + 0.05, (result["iou"], before)
+    # untrained: the very weights (and buffers) training started from, rebuilt from the file
+    untrained = train.load_model(exported, torch.device("cpu"), untrained=True).state_dict()
+    assert set(untrained) == set(started_from)
+    assert all(torch.equal(untrained[k], started_from[k]) for k in started_from)
+    trained = train.load_model(exported, torch.device("cpu")).state_dict()
+    assert not torch.equal(trained["embeddings"], started_from["embeddings"])
+    # another init stream (here another seed) would not pass the comparison above
+    other = dict(exported, meta=dict(meta, seed=seed + 1))
+    assert not torch.equal(train.load_model(other, torch.device("cpu"), untrained=True)
+                           .state_dict()["embeddings"], started_from["embeddings"])
+
+    results = {}
+    for untrained_weights in (False, True):
+        out = tmp_path / f"eval_{untrained_weights}.json"
+        results[untrained_weights] = eval_neural_parts(
+            model_path=str(tmp_path / "model.pt"), **columns(files), out=str(out), seed=3,
+            device="cpu", split=TINY_SPLIT, n_points=500, max_frames=None, subdivisions=2,
+            image_size=64, untrained=untrained_weights, replicate=1)
+        written = json.loads(out.read_text())
+        assert written["untrained"] is untrained_weights and written["replicate"] == 1
+        assert written["n_test_frames"] == 4 and written["n_points"] == 500
+        assert len(written["frames"]) == 4 and {"iou", "chamfer_l1"} <= set(written["frames"][0])
+        assert written["training"]["step_exported"] == (0 if untrained_weights else meta["step"])
+    assert results[False]["iou"] > results[True]["iou"] + 0.05, (results[False]["iou"],
+                                                                 results[True]["iou"])
+    # the model file is replicate 1's: labelling it replicate 0 is refused, naming the file
+    with pytest.raises(InputError, match="replicate 0") as caught:
+        eval_neural_parts(
+            model_path=str(tmp_path / "model.pt"), **columns(files), out=str(tmp_path / "x.json"),
+            seed=3, device="cpu", split=TINY_SPLIT, n_points=500, max_frames=None, subdivisions=2,
+            image_size=64, untrained=False, replicate=0)
+    assert caught.value.path == str(tmp_path / "model.pt")
 
 
 def test_frozen_batchnorm_stays_on_stored_statistics_in_training_mode():
