@@ -195,12 +195,13 @@ def test_entry_points_write_their_files(tiny_dpc, cutouts, tmp_path):
         out = tmp_path / f"u{untrained}"
         summaries[untrained] = eval_shape_pose(
             model=str(model), untrained=untrained, align_data=str(tiny_dpc), test_data=str(tiny_dpc),
-            variant="original", test_set="original", out_csv=str(out / "eval.csv"),
+            variant="original", test_set="original", replicate=2, out_csv=str(out / "eval.csv"),
             out_json=str(out / "eval.json"), evaluation=EVALUATION, device="cpu", seed=0)
         written = json.loads((out / "eval.json").read_text())
         assert written == json.loads(json.dumps(summaries[untrained]))
         assert written["untrained"] is untrained and written["n_views"] == n_test * VIEWS
         assert written["step"] == (0 if untrained else 7)
+        assert written["replicate"] == 2
         table = pd.read_csv(out / "eval.csv")
         assert list(table.columns) == ["model", "view", "precision", "coverage", "chamfer", "pose_error_deg"]
         assert len(table) == n_test * VIEWS
@@ -209,10 +210,11 @@ def test_entry_points_write_their_files(tiny_dpc, cutouts, tmp_path):
     # step-0 weights rebuilt from the recorded seed are not the exported ones
     assert summaries[True]["chamfer"] != summaries[False]["chamfer"]
     rows = eval_real_masks(model=str(model), untrained=False, cutouts=str(cutouts), synthetic=str(tiny_dpc),
-                           variant="original", out_csv=str(tmp_path / "real.csv"), evaluation=EVALUATION,
-                           device="cpu", seed=0)
+                           variant="original", replicate="1", out_csv=str(tmp_path / "real.csv"),
+                           evaluation=EVALUATION, device="cpu", seed=0)
     written = pd.read_csv(tmp_path / "real.csv")
-    assert list(written.columns) == ["set", "image", "disagreement"] and len(written) == len(rows)
+    assert list(written.columns) == ["variant", "replicate", "set", "image", "disagreement"]
+    assert len(written) == len(rows) and set(written["replicate"]) == {1} and set(written["variant"]) == {"original"}
     assert ((written["disagreement"] >= 0) & np.isfinite(written["disagreement"])).all()
 
 
