@@ -1,4 +1,5 @@
-"""Snakemake entry: one variant's predicted masks against the held-out real cut-outs (XOR disagreement)."""
+"""Snakemake entry: one replicate of one variant: its predicted masks against the held-out real
+cut-outs (XOR disagreement)."""
 import sys
 from pathlib import Path
 
@@ -12,11 +13,14 @@ with script_logging(snakemake):
     from shapepose.shape_pose.evaluate import eval_real_masks
 
     configure_torch(snakemake.threads)
+    params = dict(snakemake.params.items())
+    # the replicate: the rule's `replicate` param (an int), else its {replicate} wildcard's digits
+    params.setdefault("replicate", getattr(snakemake.wildcards, "replicate", None))
     eval_real_masks(
         model=snakemake.input.model,
         cutouts=snakemake.input.cutouts,
         synthetic=snakemake.input.synthetic,
         variant=snakemake.wildcards.variant,
         out_csv=snakemake.output.csv,
-        **snakemake.params,
+        **params,
     )

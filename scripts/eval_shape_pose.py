@@ -1,4 +1,5 @@
-"""Snakemake entry: one variant's model on one test set: Chamfer terms, pose accuracy and median error."""
+"""Snakemake entry: one replicate of one variant's model on one test set: Chamfer terms, pose accuracy,
+median error."""
 import sys
 from pathlib import Path
 
@@ -12,6 +13,9 @@ with script_logging(snakemake):
     from shapepose.shape_pose.evaluate import eval_shape_pose
 
     configure_torch(snakemake.threads)
+    params = dict(snakemake.params.items())
+    # the replicate: the rule's `replicate` param (an int), else its {replicate} wildcard's digits
+    params.setdefault("replicate", getattr(snakemake.wildcards, "replicate", None))
     eval_shape_pose(
         model=snakemake.input.model,
         align_data=snakemake.input.align_data,
@@ -20,5 +24,5 @@ with script_logging(snakemake):
         test_set=snakemake.wildcards.test_set,
         out_csv=snakemake.output.csv,
         out_json=snakemake.output.json,
-        **snakemake.params,
+        **params,
     )

@@ -188,13 +188,24 @@ def _training_note(meta: dict, untrained: bool) -> dict:
             "best_step": summary.get("best_step"), "seed": meta.get("seed")}
 
 
+def as_replicate(value) -> int:
+    """A replicate index as a rule passes it (an int, or the digits of a wildcard) -> int >= 0."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    raise ValueError(f"replicate: a non-negative integer, got {value!r}")
+
+
 def eval_shape_pose(*, model: str, untrained: bool, align_data: str, test_data: str, variant: str,
-                    test_set: str, out_csv: str, out_json: str, evaluation: dict, device: str,
-                    seed: int) -> dict:
-    """The rule's work: one variant's model on one test set; writes out_csv and out_json.
+                    test_set: str, replicate: int, out_csv: str, out_json: str, evaluation: dict,
+                    device: str, seed: int) -> dict:
+    """The rule's work: replicate `replicate` of one variant's model on one test set (that
+    replicate's copy of it); writes out_csv and out_json (which records the replicate).
 
     Nothing here is random (predictions, ICP and metrics are deterministic): `seed` is only recorded.
     """
+    replicate = as_replicate(replicate)
     device = pick_device(device)
     net, meta = load_net(model, untrained, device)
     size = net.arch.image_size
@@ -203,13 +214,14 @@ def eval_shape_pose(*, model: str, untrained: bool, align_data: str, test_data: 
     table, summary = evaluate_net(net, align_views=ViewSet(align_data, "val", size, size, cache=8),
                                   test_views=ViewSet(test_data, "test", size, size, cache=8),
                                   evaluation=evaluation, device=device)
-    summary = {"variant": variant, "test_set": test_set, **summary, **_training_note(meta, untrained),
+    summary = {"variant": variant, "test_set": test_set, "replicate": replicate, **summary,
+               **_training_note(meta, untrained),
                "eval_seed": int(seed)}
     write_csv(table, out_csv, float_format="%.8g")
     with atomic_file(out_json) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("%s on %s: precision %.3f, coverage %.3f, Chamfer %.3f (x100); accuracy %.3f, median "
-             "error %.2f deg over %d views", variant, test_set, summary["precision"],
+    log.info("%s r%d on %s: precision %.3f, coverage %.3f, Chamfer %.3f (x100); accuracy %.3f, median "
+             "error %.2f deg over %d views", variant, replicate, test_set, summary["precision"],
              summary["coverage"], summary["chamfer"], summary["accuracy"],
              summary["median_error_deg"], summary["n_views"])
     return summary
@@ -262,19 +274,27 @@ def real_mask_rows(net: torch.nn.Module, *, image_size: int, cutouts: str | Path
     return pd.DataFrame(rows, columns=["set", "image", "disagreement"])
 
 
-def eval_real_masks(*, model: str, untrained: bool, cutouts: str, synthetic: str, variant: str,
-                    out_csv: str, evaluation: dict, device: str, seed: int) -> pd.DataFrame:
-    """The rule's work: one variant's mask disagreement on the real cut-outs and synthetic test views.
+REAL_MASK_COLUMNS = ["variant", "replicate", "set", "image", "disagreement"]
 
+
+def eval_real_masks(*, model: str, untrained: bool, cutouts: str, synthetic: str, variant: str,
+                    replicate: int, out_csv: str, evaluation: dict, device: str,
+                    seed: int) -> pd.DataFrame:
+    """The rule's work: replicate `replicate` of one variant's model, its mask disagreement on the
+    real cut-outs (that replicate's segmenter's) and the synthetic test views.
+
+    The CSV has one row per image (REAL_MASK_COLUMNS: the variant and replicate on every row).
     Nothing here is random; `seed` keeps the rule's signature uniform.
     """
+    replicate = as_replicate(replicate)
     device = pick_device(device)
     net, _ = load_net(model, untrained, device)
     table = real_mask_rows(net, image_size=net.arch.image_size, cutouts=cutouts, synthetic=synthetic,
                            evaluation=evaluation, device=device)
+    table = table.assign(variant=variant, replicate=replicate)[REAL_MASK_COLUMNS]
     write_csv(table, out_csv, float_format="%.8g")
     for kind, group in table.groupby("set", sort=False):
-        log.info("%s%s: %s: mean disagreement %.3f, median %.3f over %d images", variant,
+        log.info("%s r%d%s: %s: mean disagreement %.3f, median %.3f over %d images", variant, replicate,
                  " (untrained)" if untrained else "", kind, group["disagreement"].mean(),
                  group["disagreement"].median(), len(group))
     return table

@@ -25,8 +25,7 @@ from shapepose.shape_pose.evaluate import (
     real_mask_rows,
 )
 from shapepose.shape_pose.model import Architecture, build_model
-from shapepose.shape_pose.table import cdf_curve, cdf_grid, tabulate_shape_pose
-from shapepose.tables import markdown_rows
+from shapepose.shape_pose.table import cdf_curve, cdf_grid
 
 from helpers.data import TINY_DPC
 
@@ -195,12 +194,13 @@ def test_entry_points_write_their_files(tiny_dpc, cutouts, tmp_path):
         out = tmp_path / f"u{untrained}"
         summaries[untrained] = eval_shape_pose(
             model=str(model), untrained=untrained, align_data=str(tiny_dpc), test_data=str(tiny_dpc),
-            variant="original", test_set="original", out_csv=str(out / "eval.csv"),
+            variant="original", test_set="original", replicate=2, out_csv=str(out / "eval.csv"),
             out_json=str(out / "eval.json"), evaluation=EVALUATION, device="cpu", seed=0)
         written = json.loads((out / "eval.json").read_text())
         assert written == json.loads(json.dumps(summaries[untrained]))
         assert written["untrained"] is untrained and written["n_views"] == n_test * VIEWS
         assert written["step"] == (0 if untrained else 7)
+        assert written["replicate"] == 2
         table = pd.read_csv(out / "eval.csv")
         assert list(table.columns) == ["model", "view", "precision", "coverage", "chamfer", "pose_error_deg"]
         assert len(table) == n_test * VIEWS
@@ -209,66 +209,15 @@ def test_entry_points_write_their_files(tiny_dpc, cutouts, tmp_path):
     # step-0 weights rebuilt from the recorded seed are not the exported ones
     assert summaries[True]["chamfer"] != summaries[False]["chamfer"]
     rows = eval_real_masks(model=str(model), untrained=False, cutouts=str(cutouts), synthetic=str(tiny_dpc),
-                           variant="original", out_csv=str(tmp_path / "real.csv"), evaluation=EVALUATION,
-                           device="cpu", seed=0)
+                           variant="original", replicate="1", out_csv=str(tmp_path / "real.csv"),
+                           evaluation=EVALUATION, device="cpu", seed=0)
     written = pd.read_csv(tmp_path / "real.csv")
-    assert list(written.columns) == ["set", "image", "disagreement"] and len(written) == len(rows)
+    assert list(written.columns) == ["variant", "replicate", "set", "image", "disagreement"]
+    assert len(written) == len(rows) and set(written["replicate"]) == {1} and set(written["variant"]) == {"original"}
     assert ((written["disagreement"] >= 0) & np.isfinite(written["disagreement"])).all()
 
 
-# ---- table 6.2 and figures 6.5 / 7.1 -----------------------------------------------------------
-
-def _summary(path, variant, test_set, precision, coverage, accuracy, median, untrained=False):
-    summary = {"variant": variant, "test_set": test_set, "n_views": 12, "precision": precision,
-               "coverage": coverage, "chamfer": precision + coverage, "accuracy": accuracy,
-               "median_error_deg": median, "accuracy_threshold_deg": 30.0, "untrained": untrained,
-               "step": 0 if untrained else 400}
-    path.write_text(json.dumps(summary))
-    return str(path)
-
-
-def test_table_rows_order_and_values(tmp_path):
-    summaries = [_summary(tmp_path / "a.json", "original", "original", 1.234, 2.5, 0.75, 12.345),
-                 _summary(tmp_path / "b.json", "untrained", "original", 9.0, 31.25, 0.125, 88.0, True)]
-    real = []
-    for variant, values in (("original", [0.1, 0.3, 0.6, 0.2]), ("untrained", [0.9, 1.2, 0.4, 1.0])):
-        path = tmp_path / f"{variant}.csv"
-        pd.DataFrame({"set": ["real", "real", "real", "synthetic"], "image": list("abcd"),
-                      "disagreement": values}).to_csv(path, index=False)
-        real.append(str(path))
-    out = {k: tmp_path / name for k, name in (("out_csv", "t.csv"), ("out_md", "t.md"),
-                                               ("out_plot", "p.png"), ("out_real_md", "r.md"))}
-    tabulate_shape_pose(summaries=summaries, real_masks=real, variants=["original", "untrained"],
-                        dataset="cars_demo", **{k: str(v) for k, v in out.items()})
-    table = pd.read_csv(out["out_csv"])
-    ours = table[table["source"] == "ours"]
-    assert list(ours["variant"]) == ["untrained", "original"]  # untrained first, as in the seed's layout
-    assert list(ours["chamfer"]) == pytest.approx([40.25, 3.734])  # already x100 in the summaries
-    seed = table[table["source"] == "seed 002"]
-    assert len(seed) == 9 and list(seed["variant"].unique()) == ["Baseline", "Experiment 2", "Experiment 3"]
-    baseline = seed[(seed["variant"] == "Baseline") & (seed["test_set"] == "Original")].iloc[0]
-    assert (baseline["precision"], baseline["coverage"], baseline["chamfer"],
-            baseline["accuracy"], baseline["median_error_deg"]) == (1.60, 1.35, 2.95, 0.82, 6.95)
-    md = out["out_md"].read_text()
-    lines = markdown_rows(md)
-    assert lines[0] == ["variant", "test set", "precision", "coverage", "Chamfer", "accuracy",
-                        "median error (deg)", "views", "note"]
-    assert lines[1][:8] == ["untrained", "original", "9.00", "31.25", "40.25", "0.12", "88.00", "12"]
-    assert lines[2][:8] == ["original", "original", "1.23", "2.50", "3.73", "0.75", "12.35", "12"]
-    assert "seed 002 table 6.2 (quoted; ShapeNet cars, 600k steps)" in md
-    seed_rows = [row[:7] for row in lines if row[0] == "Experiment 2" and row[1] == "Original"]
-    assert seed_rows == [["Experiment 2", "Original", "1.59", "1.37", "2.96", "0.83", "4.55"]]  # not 0.84
-    assert md.index("## Shape and pose") < md.index("## seed 002")
-    # the real-mask table by hand: original real values 0.1, 0.3, 0.6
-    real_md = out["out_real_md"].read_text()
-    assert markdown_rows(real_md) == [
-        ["variant", "images", "n", "mean", "median", "share < 0.5"],
-        ["untrained", "real", "3", "0.833", "0.900", "0.333"],
-        ["untrained", "synthetic", "1", "1.000", "1.000", "0.000"],
-        ["original", "real", "3", "0.333", "0.300", "0.667"],
-        ["original", "synthetic", "1", "0.200", "0.200", "1.000"]]
-    assert out["out_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
+# ---- figures 6.5 / 7.1 (the tables: test_shape_pose_table.py) ------------------------------------
 
 def test_kde_cdf_is_monotone_and_reaches_one():
     values = np.random.default_rng(0).gamma(2.0, 0.2, size=300)
