@@ -15,8 +15,7 @@ from shapepose.neural_parts.data import (FrameCache, FrameRef, SequenceFiles, dr
 from shapepose.neural_parts.losses import LossConfig, neural_parts_losses
 from shapepose.neural_parts.model import NeuralParts, union_implicit
 from shapepose.neural_parts.metrics import weighted_iou
-from shapepose.seeding import derive_seed
-from shapepose.training import Trainer, TrainConfig, pick_device
+from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def initial_model(n_primitives: int, model: dict, seed: int) -> NeuralParts:
     seeded with derive_seed(seed, "neural_parts", "init"), the caller's torch RNG state left as it
     was. Training sets `inn.origin` (the training shapes' mean point) afterwards."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, STAGE, "init"))
+        seed_everything(seed, STAGE, "init")  # torch's generator gets derive_seed(seed, STAGE, "init")
         return build_model(n_primitives, model)
 
 

@@ -34,11 +34,13 @@ TINY = {
 
 # Part 1 of the image branch only: the tiny photos give no cut-outs for the style transfer (which
 # tests/workflow/test_workflow_style.py runs on a prepared cut-out folder).
-TARGETS = [f"results/normalized/tiny_cars/{split}" for split in ("train", "test")] + [
-    f"results/tables/tiny_cars/{name}" for name in (
+# Replicate 0's files, and the summary over every replicate (which asks for the others).
+TARGETS = [f"results/normalized/tiny_cars/r0/{split}" for split in ("train", "test")] + [
+    f"results/tables/tiny_cars/r0/{name}" for name in (
         "segment_funnel.csv", "segment_filters.csv", "segment_filters.md", "frame_ratio.csv",
         "frame_ratio.md", "frame_ratio.png", "segmentation_quality.csv",
-        "segmentation_quality.md")]
+        "segmentation_quality.md")] + [
+    f"results/tables/tiny_cars/{name}" for name in ("segmentation_quality.csv", "segmentation_quality.md")]
 
 
 def snakemake(workdir, *args, config):
@@ -62,22 +64,24 @@ def tiny_run(tmp_path_factory):
 def test_every_photo_is_segmented_once_and_accounted_for(tiny_run):
     photos = read_stanford_cars(tiny_run / "results/demo_cars/tiny_cars/photos")
     assert len(photos) == 8
-    images, _ = read_instances(tiny_run / "results/segments/tiny_cars/instances.json")
+    images, _ = read_instances(tiny_run / "results/segments/tiny_cars/r0/instances.json")
     assert sorted(im.image for im in images) == [p.relpath for p in photos]
-    with open(tiny_run / "results/cutouts/tiny_cars/decisions.csv", newline="") as fh:
+    with open(tiny_run / "results/cutouts/tiny_cars/r0/decisions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     # a photo appears in the decisions through its instances, or through a row saying why not
     assert {row["image"] for row in rows} == {p.relpath for p in photos}
 
 
 def test_tables_and_normalized_sets_exist(tiny_run):
-    tables = tiny_run / "results/tables/tiny_cars"
+    tables = tiny_run / "results/tables/tiny_cars/r0"
     for name in ("segment_filters.md", "frame_ratio.md", "frame_ratio.png",
                  "segmentation_quality.md"):
         assert (tables / name).stat().st_size > 0, name
     assert ["photos", "8"] in [row[:2] for row in markdown_rows((tables / "segment_filters.md").read_text())]
     for split in ("train", "test"):
-        assert (tiny_run / f"results/normalized/tiny_cars/{split}").is_dir()
+        assert (tiny_run / f"results/normalized/tiny_cars/r0/{split}").is_dir()
+    summary = (tiny_run / "results/tables/tiny_cars/segmentation_quality.md").read_text()
+    assert "one replicate" in summary
 
 
 def test_changing_a_filter_threshold_reruns_only_the_filters_and_what_follows(tiny_run):
@@ -86,7 +90,17 @@ def test_changing_a_filter_threshold_reruns_only_the_filters_and_what_follows(ti
     changed["filters"] = {"min_score": 0.5}
     counts, text = planned(tiny_run, changed)
     assert counts == Counter({"filter_segments": 1, "normalize_segments": 1,
-                              "tabulate_segments": 1}), text
+                              "tabulate_segments": 1, "summarize_segments": 1}), text
+
+
+def test_a_second_replicate_plans_only_its_own_jobs_and_the_summary(tiny_run):
+    changed = yaml.safe_load(yaml.safe_dump(TINY))
+    changed["replicates"] = 2
+    counts, text = planned(tiny_run, changed)
+    assert counts == Counter({"train_segmenter": 1, "segment": 2, "gather_segments": 1,
+                              "filter_segments": 1, "normalize_segments": 1,
+                              "tabulate_segments": 1, "summarize_segments": 1}), text
+    assert "wildcards: replicate=0" not in text and "replicate=1" in text, text
 
 
 def test_more_segment_shards_resegment_but_do_not_retrain(tiny_run):

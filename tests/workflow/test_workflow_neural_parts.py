@@ -50,8 +50,8 @@ def targets(config):
     dataset = config["meshes"]["dataset"]
     out = [f"results/tables/{dataset}/neural_parts.csv"]
     for n in config["neural_parts"]["primitives"]:
-        out += [f"results/neural_parts/{dataset}/P{n}/views",
-                f"results/neural_parts/{dataset}/P{n}/primitives"]
+        out += [f"results/neural_parts/{dataset}/P{n}/r0/views",
+                f"results/neural_parts/{dataset}/P{n}/r0/primitives"]
     return out
 
 
@@ -84,21 +84,24 @@ def tiny_run(tmp_path_factory):
 def test_tiny_run_writes_table_metrics_meshes_and_views(tiny_run):
     base = tiny_run / "results/neural_parts/tiny_np"
     for n in (1, 2):
-        metrics = json.loads((base / f"P{n}/eval.json").read_text())
+        metrics = json.loads((base / f"P{n}/r0/eval_trained.json").read_text())
         assert metrics["n_primitives"] == n and metrics["n_points"] == 200
+        assert metrics["replicate"] == 0 and metrics["untrained"] is False
+        untrained = json.loads((base / f"P{n}/r0/eval_untrained.json").read_text())
+        assert untrained["untrained"] is True and untrained["iou"] != metrics["iou"]
         assert metrics["n_test_frames"] == 2  # frames 1 and 3 of 50004_punching
         assert 0 <= metrics["iou"] <= 1 and metrics["chamfer_l1"] > 0
-        parts = sorted((base / f"P{n}/primitives").glob("*.ply"))
+        parts = sorted((base / f"P{n}/r0/primitives").glob("*.ply"))
         assert [p.name for p in parts] == [f"50004_punching_frame_000001_part_{m:02d}.ply"
                                            for m in range(n)]
         mesh = trimesh.load(parts[-1], process=False)
         assert len(mesh.vertices) == 42 and mesh.is_watertight  # icosphere, 1 subdivision
         assert len(np.unique(mesh.visual.vertex_colors[:, :3], axis=0)) == 1
-        view = np.asarray(Image.open(base / f"P{n}/views/50004_punching_frame_000001.png"))
+        view = np.asarray(Image.open(base / f"P{n}/r0/views/50004_punching_frame_000001.png"))
         assert view.shape == (64, 128, 3)
-        assert (tiny_run / f"logs/train_neural_parts/tiny_np/P{n}.log").exists()
-        assert (tiny_run / f"benchmarks/train_neural_parts/tiny_np/P{n}.tsv").exists()
-        assert (tiny_run / f"results/checkpoints/neural_parts/tiny_np/P{n}/history.csv").exists()
+        assert (tiny_run / f"logs/train_neural_parts/tiny_np/P{n}/r0.log").exists()
+        assert (tiny_run / f"benchmarks/train_neural_parts/tiny_np/P{n}/r0.tsv").exists()
+        assert (tiny_run / f"results/checkpoints/neural_parts/tiny_np/P{n}/r0/history.csv").exists()
     table = (tiny_run / "results/tables/tiny_np/neural_parts.md").read_text()
     assert markdown_rows(table)[0] == ["metric", "source", "1 primitives", "2 primitives", "5 primitives",
                                        "8 primitives", "10 primitives", "note"]
@@ -112,7 +115,8 @@ def test_finished_run_plans_nothing(tiny_run):
 
 def test_changing_primitive_counts_replans_only_neural_parts_jobs_and_the_table(tiny_run):
     counts, wildcards, text = planned(tiny_run, changed(primitives=[1, 2, 3]))
-    assert counts == Counter({rule: 1 for rule in NP_RULES} | {"tabulate_neural_parts": 1}), text
+    assert counts == Counter({rule: 1 for rule in NP_RULES} | {"eval_neural_parts": 2,
+                                                               "tabulate_neural_parts": 1}), text
     assert wildcards == {"3"}, text
     # dropping a count remakes only the table
     counts, wildcards, text = planned(tiny_run, changed(primitives=[2]))
@@ -122,7 +126,18 @@ def test_changing_primitive_counts_replans_only_neural_parts_jobs_and_the_table(
 def test_changing_a_loss_weight_retrains_every_count_but_resamples_nothing(tiny_run):
     losses = dict(TINY["neural_parts"].get("losses", {}), overlap=0.2)
     counts, wildcards, text = planned(tiny_run, changed(losses=losses))
-    assert counts == Counter({rule: 2 for rule in NP_RULES} | {"tabulate_neural_parts": 1}), text
+    assert counts == Counter({rule: 2 for rule in NP_RULES} | {"eval_neural_parts": 4,
+                                                               "tabulate_neural_parts": 1}), text
+
+
+def test_a_second_replicate_trains_only_itself(tiny_run):
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["replicates"] = 2
+    counts, _, text = planned(tiny_run, config)
+    # replicate 1 of each count, trained and scored at both weights; the table pools them
+    assert counts == Counter({"train_neural_parts": 2, "eval_neural_parts": 4,
+                              "tabulate_neural_parts": 1}), text
+    assert "replicate=0" not in text, text
 
 
 def test_real_data_config_has_the_seed_sizes():

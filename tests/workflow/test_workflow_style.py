@@ -40,9 +40,9 @@ def targets(config):
     cars = config["cars"]["dataset"]
     out = []
     for e in config["style_transfer"]["experiments"]:
-        out += [f"results/stylized/{cars}/{e}", f"results/tables/{cars}/style_{e}.md",
-                f"results/tables/{cars}/style_{e}_losses.png",
-                f"results/tables/{cars}/style_{e}_samples.png"]
+        out += [f"results/stylized/{cars}/{e}/r0", f"results/tables/{cars}/r0/style_{e}.md",
+                f"results/tables/{cars}/r0/style_{e}_losses.png",
+                f"results/tables/{cars}/r0/style_{e}_samples.png"]
     return out
 
 
@@ -65,7 +65,7 @@ def test_stylized_set_keeps_layout_cameras_and_alpha(tiny):
     workdir, config = tiny
     source = read_dpc(workdir / "results/demo_cars/tiny_style/synthetic")
     for name in EXPERIMENTS:
-        styled = read_dpc(workdir / f"results/stylized/tiny_style/{name}")
+        styled = read_dpc(workdir / f"results/stylized/tiny_style/{name}/r0")
         assert styled.n_views == source.n_views == 2
         for split in SPLITS:
             assert styled.split(split) == source.split(split)
@@ -77,7 +77,7 @@ def test_stylized_set_keeps_layout_cameras_and_alpha(tiny):
                 a, b = source.load_view(m, v), styled.load_view(m, v)
                 assert b.shape == a.shape
                 assert np.array_equal(b[..., 3], a[..., 3])  # annotations carried over unchanged
-        with open(workdir / f"results/style_transfer/tiny_style/{name}/alpha.csv", newline="") as fh:
+        with open(workdir / f"results/style_transfer/tiny_style/{name}/r0/alpha.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
         assert len(rows) == len(source.models) * source.n_views
         # the alpha table's disagreement, recomputed here from the files: input alpha > 0 vs
@@ -94,16 +94,16 @@ def test_each_experiment_trains_with_its_own_settings(tiny):
 
     workdir, config = tiny
     for name in EXPERIMENTS:
-        model = torch.load(workdir / f"results/style_transfer/tiny_style/{name}/model.pt",
+        model = torch.load(workdir / f"results/style_transfer/tiny_style/{name}/r0/model.pt",
                            weights_only=True)
         settings = model["meta"]["extra"]["settings"]
         for key, value in config["style_transfer"]["experiments"][name].items():
             assert settings[key] == value, (name, key)
-        with open(workdir / f"results/style_transfer/tiny_style/{name}/losses.csv", newline="") as fh:
+        with open(workdir / f"results/style_transfer/tiny_style/{name}/r0/losses.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
         assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]  # every step recorded
         assert ("gp_X" in rows[0]) == (name == "loose")
-        assert (workdir / f"results/tables/tiny_style/style_{name}.md").stat().st_size > 0
+        assert (workdir / f"results/tables/tiny_style/r0/style_{name}.md").stat().st_size > 0
     assert not job_counts(snakemake(workdir, "-n", config=config))
 
 

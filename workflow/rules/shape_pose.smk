@@ -105,7 +105,6 @@ rule tabulate_shape_pose:
             replicate=REPLICATES,
             test_set=SHAPE_POSE_TEST_SETS,
         ),
-        # expand's order: every replicate of a variant, then the next variant (see params)
         real_masks=expand(
             rules.eval_real_masks.output.csv, variant=SHAPE_POSE_EVAL_VARIANTS, replicate=REPLICATES
         ),
@@ -124,6 +123,8 @@ rule tabulate_shape_pose:
             subcategory="synthetic test sets",
             labels={"result": "table 6.2", "format": "Markdown"},
         ),
+        per_replicate_csv=f"results/tables/{CARS}/shape_pose_replicates.csv",
+        differences_csv=f"results/tables/{CARS}/shape_pose_differences.csv",
         plot=report(
             f"results/tables/{CARS}/shape_pose_real_masks.png",
             caption="../report/shape_pose_real_masks_plot.rst",
@@ -139,8 +140,8 @@ rule tabulate_shape_pose:
             labels={"result": "mask disagreement", "format": "Markdown"},
         ),
     params:
-        variants=[v for v in SHAPE_POSE_EVAL_VARIANTS for _ in REPLICATES],
-        replicates=[r for _ in SHAPE_POSE_EVAL_VARIANTS for r in REPLICATES],
+        variants=SHAPE_POSE_EVAL_VARIANTS,  # the rows' order; each file names its variant and replicate
+        replicates=len(REPLICATES),  # every variant must have replicates 0 .. n - 1
         dataset=CARS,
         kde_points=SHAPE_POSE_KDE_POINTS,
     # Two tables and one plot from small files: 1.2 s measured, mostly the imports.
