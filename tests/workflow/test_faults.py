@@ -297,9 +297,9 @@ TRAIN = {**TINY, "neural_parts": {
                  "sphere_points": 20, "checkpoint_every": 3, "validate_every": 10,
                  "log_every": 1, "val_frames": 1},
 }}
-MODEL = "results/neural_parts/tiny/P1/model.pt"
-TRAIN_LOG = "logs/train_neural_parts/tiny/P1.log"
-CHECKPOINTS = "results/checkpoints/neural_parts/tiny/P1"
+MODEL = "results/neural_parts/tiny/P1/r0/model.pt"
+TRAIN_LOG = "logs/train_neural_parts/tiny/P1/r0.log"
+CHECKPOINTS = "results/checkpoints/neural_parts/tiny/P1/r0"
 
 
 def train_cmd(workdir: Path, *args) -> list[str]:
@@ -486,9 +486,9 @@ STYLE = {
                                   "lambda_resdist_G": 1.75, "lambda_resdist_F": 1.75}},
     },
 }
-STYLE_MODEL = "results/style_transfer/tiny_faults/tight/model.pt"
-STYLE_LOG = "logs/train_style_transfer/tiny_faults/tight.log"
-STYLE_CHECKPOINTS = "results/checkpoints/style_transfer/tiny_faults/tight"
+STYLE_MODEL = "results/style_transfer/tiny_faults/tight/r0/model.pt"
+STYLE_LOG = "logs/train_style_transfer/tiny_faults/tight/r0.log"
+STYLE_CHECKPOINTS = "results/checkpoints/style_transfer/tiny_faults/tight/r0"
 
 
 def style_config(workdir: Path) -> dict:

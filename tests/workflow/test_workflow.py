@@ -81,16 +81,19 @@ def test_default_plan(tmp_path):
                               "make_demo_cars": 1, "train_segmenter": 1, "segment": shards,
                               "gather_segments": 1, "filter_segments": 1, "fit_frame_ratio": 1,
                               "normalize_segments": 1, "tabulate_segments": 1,
-                              "train_neural_parts": n_parts, "eval_neural_parts": n_parts,
+                              "summarize_segments": 1,
+                              # trained and step-0 weights scored; the first replicate exported
+                              "train_neural_parts": n_parts, "eval_neural_parts": 2 * n_parts,
                               "export_neural_parts": n_parts, "tabulate_neural_parts": 1,
                               "train_style_transfer": n_styles, "stylize": n_styles,
-                              "report_style_transfer": n_styles,
+                              "report_style_transfer": n_styles, "tabulate_style_transfer": 1,
                               # shape and pose: original + each experiment trained; those and the
                               # untrained model scored on every test set and on the real cut-outs
                               "train_shape_pose": 1 + n_styles,
                               "eval_shape_pose": (2 + n_styles) * (1 + n_styles),
                               "eval_real_masks": 2 + n_styles, "tabulate_shape_pose": 1,
-                              "collect_tables": 1, "all": 1})
+                              "tabulate_learning": 1, "collect_tables": 1, "all": 1})
+    assert config["replicates"] == 1  # the counts above are per replicate
     assert len(wildcards) == n
 
 

@@ -131,16 +131,25 @@ def test_table_6_2_has_every_variant_on_every_test_set_and_the_seed_rows(tiny):
     quoted = [r for r in rows if r["source"] != "ours"]
     assert len(quoted) == 9 and all("seed 002" in r["source"] for r in quoted)
     baseline = next(r for r in quoted if (r["variant"], r["test_set"]) == ("Baseline", "Original"))
-    assert float(baseline["chamfer"]) == pytest.approx(2.95)  # seed 002 table 6.2
-    assert float(baseline["median_error_deg"]) == pytest.approx(6.95)
+    assert float(baseline["chamfer_mean"]) == pytest.approx(2.95)  # seed 002 table 6.2
+    assert float(baseline["median_error_deg_mean"]) == pytest.approx(6.95)
     table = (workdir / f"results/tables/{CARS}/shape_pose.md").read_text()
     assert "seed 002 table 6.2" in table
     for variant, test_set in ours:
         assert [variant, test_set] in [row[:2] for row in markdown_rows(table)]
 
-    # each row's numbers, recomputed by hand from that evaluation's per-view file
-    for row in (r for r in rows if r["source"] == "ours"):
-        views = read_csv(workdir / f"results/shape_pose/{CARS}/{row['variant']}/"
+    # one replicate: each row is that replicate's numbers, with no spread
+    per_replicate = read_csv(workdir / f"results/tables/{CARS}/shape_pose_replicates.csv")
+    assert [(r["variant"], r["test_set"], r["replicate"]) for r in per_replicate] == [
+        (v, t, "0") for v, t in ours]
+    for row, one in zip((r for r in rows if r["source"] == "ours"), per_replicate):
+        assert row["replicates"] == "1" and row["chamfer_std"] == ""
+        assert float(row["chamfer_mean"]) == pytest.approx(float(one["chamfer"]))
+    assert "no interval (one replicate)" in table
+
+    # each replicate's numbers, recomputed by hand from that evaluation's per-view file
+    for row in per_replicate:
+        views = read_csv(workdir / f"results/shape_pose/{CARS}/{row['variant']}/r0/"
                                    f"eval_{row['test_set']}.csv")
         assert len(views) == N_TEST_VIEWS
         for key in ("precision", "coverage", "chamfer"):  # raw distances -> the table's x100
@@ -155,7 +164,7 @@ def test_table_6_2_has_every_variant_on_every_test_set_and_the_seed_rows(tiny):
 def test_real_masks_plot_and_collected_tables(tiny):
     workdir, _ = tiny
     for variant in VARIANTS:
-        rows = read_csv(workdir / f"results/shape_pose/{CARS}/{variant}/real_masks.csv")
+        rows = read_csv(workdir / f"results/shape_pose/{CARS}/{variant}/r0/real_masks.csv")
         assert Counter(r["set"] for r in rows) == {"real": N_REAL_TEST, "synthetic": N_TEST_VIEWS}
         assert all(float(r["disagreement"]) >= 0 for r in rows)
     plot = Image.open(workdir / f"results/tables/{CARS}/shape_pose_real_masks.png")
@@ -165,11 +174,11 @@ def test_real_masks_plot_and_collected_tables(tiny):
         assert [variant, "real", str(N_REAL_TEST)] in [row[:3] for row in markdown_rows(real)]
     index = (workdir / "results/tables/index.md").read_text()
     assert "seed 002 table 6.2" in index and "shape_pose_real_masks.png" in index
-    for rule, name in [("train_shape_pose", "original"), ("train_shape_pose", EXPERIMENT),
-                       ("eval_shape_pose", "untrained/original"), ("eval_real_masks", "untrained")]:
+    for rule, name in [("train_shape_pose", "original/r0"), ("train_shape_pose", f"{EXPERIMENT}/r0"),
+                       ("eval_shape_pose", "untrained/r0/original"), ("eval_real_masks", "untrained/r0")]:
         assert (workdir / f"logs/{rule}/{CARS}/{name}.log").exists()
         assert (workdir / f"benchmarks/{rule}/{CARS}/{name}.tsv").exists()
-    assert (workdir / f"results/checkpoints/shape_pose/{CARS}/{EXPERIMENT}").is_dir()
+    assert (workdir / f"results/checkpoints/shape_pose/{CARS}/{EXPERIMENT}/r0").is_dir()
 
 
 def test_report_is_one_html_file_with_the_shape_pose_captions(tiny):
@@ -223,7 +232,25 @@ def test_changing_a_training_setting_replans_only_shape_pose_and_the_tables(tiny
     assert job_counts(text) == Counter({
         "train_shape_pose": n_variants - 1,  # the untrained row reuses the original's model file
         "eval_shape_pose": n_variants * len(TEST_SETS), "eval_real_masks": n_variants,
-        "tabulate_shape_pose": 1, "collect_tables": 1, "all": 1}), text
+        "tabulate_shape_pose": 1, "tabulate_learning": 1, "collect_tables": 1, "all": 1}), text
+
+
+def test_a_second_replicate_plans_only_its_own_jobs_and_the_tables_that_pool_them(tiny):
+    workdir, config = tiny
+    more = yaml.safe_load(yaml.safe_dump(config))
+    more["replicates"] = 2
+    text = snakemake(workdir, "-n", config=more)
+    n_variants = len(VARIANTS)
+    assert job_counts(text) == Counter({
+        "train_segmenter": 1, "segment": 1, "gather_segments": 1, "filter_segments": 1,
+        "normalize_segments": 1, "tabulate_segments": 1, "summarize_segments": 1,
+        "train_style_transfer": 1, "stylize": 1, "report_style_transfer": 1,
+        "tabulate_style_transfer": 1,
+        "train_shape_pose": n_variants - 1, "eval_shape_pose": n_variants * len(TEST_SETS),
+        "eval_real_masks": n_variants, "tabulate_shape_pose": 1,
+        "train_neural_parts": 1, "eval_neural_parts": 2, "tabulate_neural_parts": 1,
+        "tabulate_learning": 1, "collect_tables": 1, "all": 1}), text
+    assert "replicate=0" not in text and "replicate=1" in text, text
 
 
 @pytest.mark.parametrize("key, value, rules", [
@@ -235,7 +262,9 @@ def test_changing_an_evaluation_setting_rescores_without_retraining(tiny, key, v
     workdir, config = tiny
     text = snakemake(workdir, "-n", config=edited(config, "evaluation", key, value))
     per_rule = {"eval_shape_pose": len(VARIANTS) * len(TEST_SETS), "eval_real_masks": len(VARIANTS)}
-    assert job_counts(text) == Counter({rule: per_rule[rule] for rule in rules}
+    # the learning table reads the original and untrained rows' scores on the original test set
+    learning = {"tabulate_learning": 1} if "eval_shape_pose" in rules else {}
+    assert job_counts(text) == Counter({rule: per_rule[rule] for rule in rules} | learning
                                        | {"tabulate_shape_pose": 1, "collect_tables": 1, "all": 1}), text
 
 

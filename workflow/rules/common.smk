@@ -351,6 +351,28 @@ def shape_pose_outputs():
     return list(rules.tabulate_shape_pose.output)
 
 
+# ---- Learning (issue 15): which stages the learning table scores ----------------------------
+
+def _learning_scale():
+    """One line saying how big the runs behind the learning table were."""
+    steps = {
+        "shape and pose": SHAPE_POSE["training"]["steps"],
+        "Neural Parts": NEURAL_PARTS["training"]["steps"],
+        "style transfer": STYLE["training"]["steps"],
+    }
+    if segmenter_train_set() is not None:
+        steps["segmenter"] = config["segmentation"]["train"]["steps"]
+    said = ", ".join(f"{stage} {n}" for stage, n in steps.items())
+    return f"{len(REPLICATES)} replicate(s) per trained model; training steps: {said}"
+
+
+LEARNING_STYLE = [e for e in [config["learning"]["style_experiment"]] if e in STYLE_EXPERIMENTS]
+LEARNING_SEGMENTER = segmenter_train_set() is not None
+LEARNING_STAGES = ["shape_pose", "neural_parts"] + (["segmentation"] if LEARNING_SEGMENTER else []) + (
+    ["style_transfer"] if LEARNING_STYLE else []
+)
+
+
 # ---- Every wildcard's constraint, in one place --------------------------------------------------
 # Names the config lists match exactly those names (`one_of`); counts and shard items are numbers.
 # A variant is a trained one or the untrained row; `train_shape_pose` is only ever asked for the
