@@ -16,4 +16,5 @@ with script_logging(snakemake):
         quality_csv=snakemake.output.quality_csv,
         quality_md=snakemake.output.quality_md,
         funnel_csv=snakemake.output.funnel_csv,
+        targets=snakemake.params.targets,
     )

@@ -27,10 +27,13 @@ from shapepose.images.tables import MEAN_IOU, WHOLE_RECALL
 from shapepose.replicates import SPREAD_NOTE, aggregate, stat_cell, summarize
 from shapepose.tables import markdown, read_table, write_csv, write_markdown
 
-# metric -> (the lowest acceptable mean, its text)
-TARGETS = {MEAN_IOU: (0.85, ">= 0.85"), WHOLE_RECALL: (0.8, ">= 0.8")}
 ACCEPTED_STEP = "after 3.2 filters"  # the funnel's step that counts the accepted cut-outs
-MAX_ACCEPTED_SPREAD = 0.10  # (max - min) / mean of the accepted cut-outs over replicates
+
+
+def metric_targets(targets: dict) -> dict[str, tuple[float, str]]:
+    """config learning.targets.segmentation -> metric row -> (the lowest acceptable mean, its text)."""
+    return {MEAN_IOU: (float(targets["matched_iou"]), f">= {targets['matched_iou']:g}"),
+            WHOLE_RECALL: (float(targets["whole_recall"]), f">= {targets['whole_recall']:g}")}
 
 
 def replicate_column(replicate: int) -> str:
@@ -99,9 +102,10 @@ def _with_replicate_columns(summary: pd.DataFrame, long: pd.DataFrame, key: str,
     return summary
 
 
-def quality_summary(quality: pd.DataFrame, replicates: list[int]) -> pd.DataFrame:
+def quality_summary(quality: pd.DataFrame, replicates: list[int], targets: dict) -> pd.DataFrame:
     """Per metric (first-seen order): replicates, value_<stat> (aggregate's layout), target,
     target_met (by the mean; empty without a target or a mean), then r<k>: each replicate's value."""
+    TARGETS = metric_targets(targets)
     summary = aggregate(quality, ["metric"], ["value"])
     summary["target"] = summary["metric"].map(lambda m: TARGETS[m][1] if m in TARGETS else None)
     # checked on the mean; a mean at the target up to rounding (0.8000000000000002) meets it
@@ -111,7 +115,7 @@ def quality_summary(quality: pd.DataFrame, replicates: list[int]) -> pd.DataFram
     return _with_replicate_columns(summary, quality, "metric", "value", replicates, text="text")
 
 
-def accepted_spread(funnels: pd.DataFrame) -> dict:
+def accepted_spread(funnels: pd.DataFrame, max_spread: float) -> dict:
     """Accepted cut-outs over the replicates: n, mean, min, max, (max - min) / mean and the target.
 
     `spread` and `within_target` are None with one replicate (no spread to measure).
@@ -122,8 +126,8 @@ def accepted_spread(funnels: pd.DataFrame) -> dict:
     spread = None
     if len(counts) > 1:
         spread = (high - low) / stats["mean"] if stats["mean"] > 0 else (0.0 if high == low else math.inf)
-    return {**stats, "min": low, "max": high, "spread": spread, "target": MAX_ACCEPTED_SPREAD,
-            "within_target": None if spread is None else bool(spread <= MAX_ACCEPTED_SPREAD)}
+    return {**stats, "min": low, "max": high, "spread": spread, "target": float(max_spread),
+            "within_target": None if spread is None else bool(spread <= max_spread)}
 
 
 def accepted_line(spread: dict) -> str:
@@ -193,19 +197,20 @@ def _replicate_cell(value, fmt: str) -> str:
 
 def summarize_segments(*, quality: Sequence[str | Path], funnel: Sequence[str | Path],
                        replicates: Sequence[int], quality_csv: str | Path, quality_md: str | Path,
-                       funnel_csv: str | Path) -> dict:
+                       funnel_csv: str | Path, targets: dict) -> dict:
     """Write the quality summary (CSV, Markdown) and the funnel summary (CSV) over replicates.
 
     quality, funnel: per replicate, tabulate_segments' quality_csv and funnel_csv, parallel to
-    `replicates`. Returns {"quality", "funnel", "accepted"} (the two tables and accepted_spread()).
+    `replicates`. targets: config learning.targets.segmentation (matched_iou, whole_recall,
+    cutout_spread). Returns {"quality", "funnel", "accepted"} (the tables and accepted_spread()).
     """
     replicates = _check_replicates(replicates, quality, funnel)
     long_quality = read_quality(quality, replicates)
     funnels = read_funnels(funnel, replicates)
-    summary = quality_summary(long_quality, replicates)
+    summary = quality_summary(long_quality, replicates, targets)
     funnel_summary = _with_replicate_columns(aggregate(funnels, ["step"], ["count"]), funnels,
                                              "step", "count", replicates)
-    spread = accepted_spread(funnels)
+    spread = accepted_spread(funnels, float(targets["cutout_spread"]))
     text = summary_markdown(summary, long_quality, funnel_summary, spread, replicates)
     write_csv(summary, quality_csv)
     write_csv(funnel_summary, funnel_csv)

@@ -15,6 +15,7 @@ IOU = [0.86, 0.88, 0.93]
 RECALL = [0.75, 0.85, 0.70]
 ACCEPTED = [40, 42, 44]
 
+TARGETS = {"matched_iou": 0.85, "whole_recall": 0.8, "cutout_spread": 0.1}  # config learning.targets
 
 def _write(tmp_path, replicate, iou, recall, accepted, truth=True):
     quality = tmp_path / f"r{replicate}" / "segmentation_quality.csv"
@@ -37,7 +38,7 @@ def _run(tmp_path, replicates, iou=IOU, recall=RECALL, accepted=ACCEPTED, truth=
     out = {"quality_csv": tmp_path / "q.csv", "quality_md": tmp_path / "q.md",
            "funnel_csv": tmp_path / "f.csv"}
     result = summarize_segments(quality=[q for q, _ in files], funnel=[f for _, f in files],
-                                replicates=replicates, **out)
+                                replicates=replicates, targets=TARGETS, **out)
     return result, out
 
 
@@ -73,7 +74,7 @@ def test_accepted_cutouts_spread_by_hand(tmp_path):
     assert ("min 40, max 44, mean 42.0; spread (max - min) / mean = 9.5 %, within the 10 % target"
             in out["quality_md"].read_text())
     wide = accepted_spread(pd.DataFrame({"replicate": [0, 1, 2], "step": ["after 3.2 filters"] * 3,
-                                         "count": [40, 45, 50]}))
+                                         "count": [40, 45, 50]}), 0.1)
     assert wide["spread"] == pytest.approx(10 / 45) and wide["within_target"] is False
 
 
@@ -105,7 +106,7 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(ValueError, match="one file per replicate"):
         summarize_segments(quality=[quality], funnel=[funnel], replicates=[0, 1],
                            quality_csv=tmp_path / "q.csv", quality_md=tmp_path / "q.md",
-                           funnel_csv=tmp_path / "f.csv")
+                           funnel_csv=tmp_path / "f.csv", targets=TARGETS)
     pd.DataFrame({"step": ["photos"], "count": [3]}).to_csv(funnel, index=False)
     with pytest.raises(InputError, match="after 3.2 filters"):
         read_funnels([funnel], [0])

@@ -147,6 +147,7 @@ rule summarize_segments:
         funnel_csv=f"results/tables/{CARS}/segment_funnel_replicates.csv",
     params:
         replicates=REPLICATES,
+        targets=config["learning"]["targets"]["segmentation"],
     threads: 1
     resources:
         mem_mb=memory_mb(500),
