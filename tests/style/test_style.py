@@ -186,6 +186,9 @@ def test_alpha_straight_through_value_and_gradient():
     assert torch.equal(x.grad, expected)
 
 
+THESIS_FORM = {"alpha_norm": "squared_l1", "alpha_surrogate": "linear"}
+
+
 def test_uint8_signed_round_trip():
     values = torch.arange(256, dtype=torch.uint8).view(1, 16, 16, 1).expand(1, 16, 16, 3)
     signed = to_signed(values)
@@ -219,7 +222,8 @@ def test_generator_terms_by_hand():
     x, y = stub_batches()
     half = lambda t: 0.5 * t  # noqa: E731 (G and F)
     w = LossWeights(lambda_A=10, lambda_B=8, lambda_idt=0.1, lambda_alpha_G=3, lambda_alpha_F=5,
-                    lambda_resdist_G=1.75, lambda_resdist_F=1.25)
+                    lambda_resdist_G=1.75, lambda_resdist_F=1.25, alpha_temperature=0.005,
+                    alpha_margin=2.5, **THESIS_FORM)
     terms, images = generator_terms(x, y, half, half, ConstantCritic(0.5), ConstantCritic(0.25), w,
                                     phi=lambda t: 2 * t)
     # mean |x| = (12 * 1 + 12 * 0) / 24 = 0.5, mean |y| = (12 * 0.4 + 12 * 1) / 24 = 0.7
@@ -636,7 +640,8 @@ def test_untrained_generator_moves_the_masks(alpha_domains):
     "halo of background outputs in (-0.996, -0.95) stays, where tanh' and the straight-through "
     "gradient of the squared L1 are small. Reported to the lead, not weakened"))
 def test_alpha_loss_keeps_the_masks(tmp_path, alpha_domains):
-    exp = experiment(lambda_alpha_G=200.0, lambda_alpha_F=200.0, lr_g=2e-3, lr_d=2e-3)
+    exp = experiment(lambda_alpha_G=200.0, lambda_alpha_F=200.0, lr_g=2e-3, lr_d=2e-3,
+                     **THESIS_FORM)
     training = tiny_training(ALPHA_STEPS, batch_size=4, pool_size=8,
                              checkpoint_every=ALPHA_STEPS, log_every=50, record_every=50)
     _, model, _ = train_cyclegan(X=alpha_domains["x"], Y=alpha_domains["y"], X_val=None,
