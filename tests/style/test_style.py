@@ -20,8 +20,8 @@ from torch import nn
 
 from shapepose.style.data import Domain, ImageRef
 from shapepose.style.losses import (
-    LossWeights, alpha_mask, alpha_straight_through, critic_gradient_norms, generator_terms,
-    gradient_penalty,
+    ALPHA_THRESHOLD, PRETANH_EPS, LossWeights, alpha_loss, alpha_mask, alpha_straight_through,
+    critic_gradient_norms, generator_terms, gradient_penalty,
     lsgan_discriminator, lsgan_generator, mean_abs, squared_l1, to_signed, to_uint8)
 from shapepose.style.networks import build_discriminator, build_generator
 from shapepose.training import count_parameters
@@ -186,6 +186,104 @@ def test_alpha_straight_through_value_and_gradient():
     assert torch.equal(x.grad, expected)
 
 
+THESIS_FORM = {"alpha_norm": "squared_l1", "alpha_surrogate": "linear"}
+
+
+def alpha_batches() -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 (2, 3, 2, 2) target and generated batches; no two channels of a pixel tie and no
+    generated brightest channel lies at a kink of the hinge (2.5 either side of the threshold)."""
+    target = torch.full((2, 3, 2, 2), -1.0, dtype=torch.float64)
+    target[0, 1, 0, 0] = 0.2     # sample 0: something at (0, 0) and (1, 1)
+    target[0, 2, 1, 1] = -0.6
+    target[1, 0] = 0.5           # sample 1: something everywhere but (0, 1)
+    target[1, 0, 0, 1] = -1.0
+    generated = torch.tensor(
+        [[[[-0.90, -0.9995], [-0.992, -0.999]], [[-0.30, -0.9999], [-0.998, -0.997]],
+          [[-0.95, -0.99999], [-0.9993, -0.9970]]],
+         [[[0.40, -0.9990], [-0.99995, -0.60]], [[0.10, -0.9992], [-0.99991, -0.70]],
+          [[-0.20, -0.9998], [-0.99996, -0.80]]]], dtype=torch.float64)
+    return target, generated
+
+
+def numpy_alpha(x: np.ndarray) -> np.ndarray:
+    """The thesis's Alpha by hand: (B, 3, H, W) -> (B, H, W), 1 where any channel is > t."""
+    return (x.max(axis=1) > ALPHA_THRESHOLD).astype(np.float64)
+
+
+@pytest.mark.parametrize("surrogate", ["linear", "sigmoid", "hinge"])
+@pytest.mark.parametrize("norm", ["squared_l1", "l1"])
+def test_alpha_loss_value_is_the_norm_of_the_hard_masks(norm, surrogate):
+    target, generated = alpha_batches()
+    a, b = numpy_alpha(target.numpy()), numpy_alpha(generated.numpy())
+    assert a.tolist() == [[[1, 0], [0, 1]], [[1, 0], [1, 1]]]
+    assert b.tolist() == [[[1, 0], [1, 0]], [[1, 0], [0, 1]]]
+    per_sample = np.abs(a - b).reshape(2, -1).mean(axis=1)          # 2/4 and 1/4
+    expected = {"squared_l1": np.mean(per_sample ** 2), "l1": np.mean(per_sample)}[norm]
+    got = alpha_loss(target, generated.clone().requires_grad_(True), norm, surrogate,
+                     temperature=0.005, margin=2.5)
+    assert float(got.detach()) == pytest.approx(expected, abs=1e-15)  # 0.15625 or 0.375
+    assert got.requires_grad
+
+
+def test_alpha_sigmoid_surrogate_gradient_is_the_soft_alphas():
+    _, x = alpha_batches()
+    T = 0.005
+    weights = torch.linspace(-1.0, 2.0, 8, dtype=torch.float64).reshape(2, 1, 2, 2)
+    leaf = x.clone().requires_grad_(True)
+    out = alpha_straight_through(leaf, "sigmoid", T)
+    assert torch.equal(out.detach(), alpha_mask(x))                 # the forward is the step
+    (weights * out).sum().backward()
+
+    def soft(v: np.ndarray) -> np.ndarray:                          # sigmoid((max_c x - t) / T)
+        return 1.0 / (1.0 + np.exp(-(v.max(axis=1) - ALPHA_THRESHOLD) / T))
+
+    base, w, h = x.numpy(), weights.numpy()[:, 0], 1e-7
+    expected = np.zeros_like(base)
+    for index in np.ndindex(base.shape):
+        up, down = base.copy(), base.copy()
+        up[index] += h
+        down[index] -= h
+        expected[index] = np.sum(w * (soft(up) - soft(down))) / (2 * h)
+    assert np.abs(expected).max() > 1.0                             # the test has teeth
+    np.testing.assert_allclose(leaf.grad.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["squared_l1", "l1"])
+def test_alpha_hinge_surrogate_gradient_is_the_hinges_norm(norm):
+    target, x = alpha_batches()
+    margin = 2.5
+    leaf = x.clone().requires_grad_(True)
+    alpha_loss(target, leaf, norm, "hinge", temperature=0.005, margin=margin).backward()
+    z_t, a = np.arctanh(ALPHA_THRESHOLD), numpy_alpha(target.numpy())
+
+    def soft(v: np.ndarray) -> float:
+        """norm(hinge, 0): relu(z - (z_t - margin)) where Alpha(target) is 0, relu(z_t + margin
+        - z) where it is 1, z = atanh(max_c x) clamped 1e-6 inside (-1, 1)."""
+        z = np.arctanh(np.clip(v.max(axis=1), -1 + PRETANH_EPS, 1 - PRETANH_EPS))
+        hinge = np.where(a > 0, np.maximum(z_t + margin - z, 0), np.maximum(z - z_t + margin, 0))
+        per_sample = hinge.reshape(2, -1).mean(axis=1)
+        return float(np.mean(per_sample ** 2) if norm == "squared_l1" else np.mean(per_sample))
+
+    base, h = x.numpy(), 1e-9
+    expected = np.zeros_like(base)
+    for index in np.ndindex(base.shape):
+        up, down = base.copy(), base.copy()
+        up[index] += h
+        down[index] -= h
+        expected[index] = (soft(up) - soft(down)) / (2 * h)
+    assert np.count_nonzero(expected) >= 4                          # pixels inside the margin
+    np.testing.assert_allclose(leaf.grad.numpy(), expected, rtol=1e-5, atol=1e-8)
+
+
+def test_alpha_form_names_are_checked_and_the_real_config_uses_the_thesiss():
+    with pytest.raises(ValueError, match="alpha_norm"):
+        experiment(alpha_norm="l2")
+    with pytest.raises(ValueError, match="alpha_surrogate"):
+        experiment(alpha_surrogate="tanh")
+    real = config_section("style_transfer.defaults", "workflow/configs/cars.yaml")
+    assert {k: real[k] for k in THESIS_FORM} == THESIS_FORM
+
+
 def test_uint8_signed_round_trip():
     values = torch.arange(256, dtype=torch.uint8).view(1, 16, 16, 1).expand(1, 16, 16, 3)
     signed = to_signed(values)
@@ -219,7 +317,8 @@ def test_generator_terms_by_hand():
     x, y = stub_batches()
     half = lambda t: 0.5 * t  # noqa: E731 (G and F)
     w = LossWeights(lambda_A=10, lambda_B=8, lambda_idt=0.1, lambda_alpha_G=3, lambda_alpha_F=5,
-                    lambda_resdist_G=1.75, lambda_resdist_F=1.25)
+                    lambda_resdist_G=1.75, lambda_resdist_F=1.25, alpha_temperature=0.005,
+                    alpha_margin=2.5, **THESIS_FORM)
     terms, images = generator_terms(x, y, half, half, ConstantCritic(0.5), ConstantCritic(0.25), w,
                                     phi=lambda t: 2 * t)
     # mean |x| = (12 * 1 + 12 * 0) / 24 = 0.5, mean |y| = (12 * 0.4 + 12 * 1) / 24 = 0.7
@@ -630,18 +729,56 @@ def test_untrained_generator_moves_the_masks(alpha_domains):
     assert float(before.min()) > 0.3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured: after 300 steps at lambda_alpha 200 the held-out disagreement is 0.080-0.120 per "
-    "image (mean 0.108), no better than lambda_alpha 0 (0.086-0.131, mean 0.115): a one-pixel "
-    "halo of background outputs in (-0.996, -0.95) stays, where tanh' and the straight-through "
-    "gradient of the squared L1 are small. Reported to the lead, not weakened"))
-def test_alpha_loss_keeps_the_masks(tmp_path, alpha_domains):
-    exp = experiment(lambda_alpha_G=200.0, lambda_alpha_F=200.0, lr_g=2e-3, lr_d=2e-3)
-    training = tiny_training(ALPHA_STEPS, batch_size=4, pool_size=8,
-                             checkpoint_every=ALPHA_STEPS, log_every=50, record_every=50)
-    _, model, _ = train_cyclegan(X=alpha_domains["x"], Y=alpha_domains["y"], X_val=None,
-                                 checkpoint_dir=tmp_path / "ck", arch=ALPHA_ARCH, exp=exp,
-                                 training=training, features=None, seed=SEED, device=CPU)
-    held_out = held_out_images(alpha_domains)
-    after = alpha_disagreement(held_out, generate(model.G.eval(), held_out, CPU))
+# Measured on a 2-core machine, one torch thread (the same numbers bit for bit each run): the
+# held-out disagreement after ALPHA_STEPS steps at lambda_alpha 200, per alpha-loss form
+# (max / mean over the 8 images): squared_l1 + linear (the thesis's) 0.127 / 0.105; l1 + linear
+# 0.053 / 0.046; squared_l1 + sigmoid T 0.02 0.040 / 0.023; l1 + sigmoid T 0.02 0.037 / 0.019,
+# T 0.005 0.024 / 0.012; squared_l1 + hinge 2.5 0.036 / 0.013; l1 + hinge margin 1-5
+# 0.012-0.025 / 0.005-0.008, margin 2.5 (config.yaml's demo form) 0.0156 / 0.0051.
+ALPHA_FORMS = {"thesis": THESIS_FORM, "demo": {}}  # demo: config.yaml's defaults as they are
+
+
+@pytest.fixture(scope="module")
+def alpha_runs(tmp_path_factory, alpha_domains):
+    """form name -> (8,) held-out disagreement after training with that form (trained once)."""
+    runs: dict[str, torch.Tensor] = {}
+
+    def run(form: str) -> torch.Tensor:
+        if form not in runs:
+            exp = experiment(lambda_alpha_G=200.0, lambda_alpha_F=200.0, lr_g=2e-3, lr_d=2e-3,
+                             **ALPHA_FORMS[form])
+            training = tiny_training(ALPHA_STEPS, batch_size=4, pool_size=8,
+                                     checkpoint_every=ALPHA_STEPS, log_every=50, record_every=50)
+            _, model, _ = train_cyclegan(
+                X=alpha_domains["x"], Y=alpha_domains["y"], X_val=None,
+                checkpoint_dir=tmp_path_factory.mktemp(f"alpha_{form}"), arch=ALPHA_ARCH, exp=exp,
+                training=training, features=None, seed=SEED, device=CPU)
+            held_out = held_out_images(alpha_domains)
+            runs[form] = alpha_disagreement(held_out, generate(model.G.eval(), held_out, CPU))
+        return runs[form]
+
+    return run
+
+
+@pytest.mark.parametrize("form", [
+    pytest.param("thesis", marks=pytest.mark.xfail(strict=True, reason=(
+        "measured: squared_l1 + linear, after 300 steps at lambda_alpha 200 the held-out "
+        "disagreement is 0.080-0.127 per image (mean 0.105), no better than lambda_alpha 0 "
+        "(0.086-0.131, mean 0.115): a one-pixel halo of background outputs in (-0.996, -0.95) "
+        "stays, where tanh' and the straight-through gradient of the squared L1 are small"))),
+    pytest.param("demo", marks=pytest.mark.xfail(strict=True, reason=(
+        "measured: l1 + hinge (margin 2.5), 0.000-0.0156 per image (mean 0.0051): the pixels "
+        "left are on the outline, 16 of them on held-out image 1, the largest ellipse (275 "
+        "pixels; the training ones have at most 225), which comes within 2 pixels of the "
+        "frame, where the generator's reflection padding mirrors it and G paints the gap. "
+        "No form measured (see ALPHA_FORMS) reached 0.01. Reported to the lead, not weakened"))),
+])
+def test_alpha_loss_keeps_the_masks(alpha_runs, form):
+    after = alpha_runs(form)
     assert float(after.max()) < ALPHA_TOLERANCE, after.tolist()
+
+
+def test_demo_alpha_form_keeps_the_masks_better_than_the_thesiss(alpha_runs):
+    demo, thesis = alpha_runs("demo"), alpha_runs("thesis")
+    assert float(demo.mean()) < ALPHA_TOLERANCE, demo.tolist()
+    assert float(demo.max()) < float(thesis.max()) / 5, (demo.tolist(), thesis.tolist())

@@ -20,6 +20,8 @@ SIZE = 32
 CATEGORY = "02958343"
 SETTINGS = {"lambda_A": 10.0, "lambda_B": 10.0, "lambda_idt": 0.1, "lambda_alpha_G": 2.0,
             "lambda_alpha_F": 0.0, "lambda_resdist_G": 0.0, "lambda_resdist_F": 0.0,
+            "alpha_norm": "squared_l1", "alpha_surrogate": "linear", "alpha_temperature": 0.005,
+            "alpha_margin": 2.5,
             "lr_g": 2e-4, "lr_d": 1e-4, "beta1": 0.5, "lr_final": None, "decay_start_epoch": 0.0,
             "decay_epochs": 15.0, "label_smoothing": 0.1, "gp_weight": 10.0, "spectral_norm": True}
 # the loss columns a run with SETTINGS records (idt on, alpha_G on, gradient penalty on)
