@@ -53,7 +53,8 @@ class ResNetFeatures(nn.Module):
             self.source = f"random (seed {RANDOM_WEIGHTS_SEED})"
         else:
             path = Path(weights)
-            resnet = torchvision.models.resnet18(weights=None)
+            with torch.random.fork_rng(devices=[]):  # its init is overwritten: draw nothing
+                resnet = torchvision.models.resnet18(weights=None)
             state = _load_state_dict(path)
             missing, unexpected = resnet.load_state_dict(state, strict=False)
             missing = [k for k in missing if not k.startswith("fc.")]

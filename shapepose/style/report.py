@@ -26,6 +26,7 @@ from shapepose.io import atomic_file
 from shapepose.seeding import derive_rng
 from shapepose.style.data import Domain, ImageRef, cutout_refs, synthetic_refs
 from shapepose.style.losses import to_uint8
+from shapepose.style.stylize import untrained_alpha
 from shapepose.style.train import generate, load_generators
 from shapepose.tables import markdown, read_table, write_csv, write_markdown
 from shapepose.training import load_exported, pick_device
@@ -187,6 +188,9 @@ def report_table(experiment: str, losses: pd.DataFrame, facts: list[tuple[str, o
     rows += [{"section": "alpha disagreement (test)", "name": "images", "value": str(alpha["n"])},
              {"section": "alpha disagreement (test)", "name": "mean", "value": significant(alpha["mean"])},
              {"section": "alpha disagreement (test)", "name": "max", "value": significant(alpha["max"])}]
+    if "untrained_mean" in alpha:  # G at its step-0 weights on the same images: the baseline
+        rows += [{"section": "alpha disagreement (test)", "name": "untrained mean",
+                  "value": significant(alpha["untrained_mean"])}]
     rows += [{"section": "setting", "name": k, "value": "none" if v is None else significant(v)}
              for k, v in settings.items()]
     table = pd.DataFrame(rows, columns=["section", "name", "value", "oscillation", "n"])
@@ -408,10 +412,14 @@ def report_style_transfer(*, model: str, losses: str, alpha: str, synthetic: str
     terms = loss_terms(history)
     final = final_losses(history, terms, window)
     facts = run_facts(history, extra, exported["meta"])
-    table = report_table(experiment, final, facts, alpha_test, settings, window)
 
     # every image is read before the first output is written, so bad input leaves none behind
     device = pick_device(device)
+    untrained = untrained_alpha(exported, synthetic_test, int(extra["architecture"]["image_size"]), device)
+    alpha_test = {**alpha_test, "untrained_mean": untrained["mean"]}
+    log.info("alpha disagreement on the test split: trained G %.4f, G at its step-0 weights %.4f",
+             alpha_test["mean"], untrained["mean"])
+    table = report_table(experiment, final, facts, alpha_test, settings, window)
     G, F = load_generators(exported, device)
     image_size = int(extra["architecture"]["image_size"])
     grid, shown_x, shown_y = sample_grid(G, F, synthetic_test, real, image_size, n_samples, seed,

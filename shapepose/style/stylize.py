@@ -31,7 +31,7 @@ from shapepose.images.rgba import mask_disagreement, read_rgba, resize_rgba
 from shapepose.io.atomic import atomic_dir, atomic_file
 from shapepose.style.data import prepare_rgba, rgba_to_signed
 from shapepose.style.losses import to_uint8
-from shapepose.style.train import load_generators
+from shapepose.style.train import load_generators, untrained_generator
 from shapepose.training import load_exported, pick_device
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,19 @@ def alpha_disagreement_uint8(source: np.ndarray, stylized: np.ndarray) -> float:
 
 def _write_png(path: Path, rgba: np.ndarray) -> None:
     Image.fromarray(rgba, mode="RGBA").save(path, optimize=False)
+
+
+def untrained_alpha(exported: dict, refs: list, size: int, device: torch.device,
+                    batch_size: int = 16) -> dict:
+    """{"n", "mean", "max"} of the alpha disagreement of G at its step-0 weights on `refs` (the
+    same measure as the stylized set's alpha.csv): the baseline the trained G is compared with."""
+    G = untrained_generator(exported, device)
+    values = []
+    for start in range(0, len(refs), batch_size):
+        sources = [read_rgba(ref.path) for ref in refs[start:start + batch_size]]
+        values += [alpha_disagreement_uint8(src, styled)
+                   for src, styled in zip(sources, stylize_rgba(G, sources, size, device))]
+    return {"n": len(values), "mean": float(np.mean(values)), "max": float(np.max(values))}
 
 
 def stylize(*, model: str, synthetic: str, out: str, alpha_csv: str, device: str = "auto",

@@ -307,6 +307,20 @@ def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_cs
     return extra
 
 
+def untrained_generator(exported: dict, device: torch.device) -> nn.Module:
+    """G of a file written by `train_style_transfer` at its step-0 weights, in eval mode.
+
+    train_cyclegan seeds (seed, STAGE, "init") and builds G first (Phi draws nothing from the
+    global generator), so the seed the file records rebuilds it; the torch RNG state of the
+    caller is left as it was.
+    """
+    arch = Architecture(**exported["meta"]["extra"]["architecture"])
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(int(exported["meta"]["seed"]), STAGE, "init")
+        net = build_generator(arch.ngf, arch.n_blocks)
+    return net.to(device).eval()
+
+
 def load_generators(exported: dict, device: torch.device) -> tuple[nn.Module, nn.Module]:
     """(G, F) of a file written by `train_style_transfer`, in eval mode on `device`."""
     arch = Architecture(**exported["meta"]["extra"]["architecture"])

@@ -782,3 +782,28 @@ def test_demo_alpha_form_keeps_the_masks_better_than_the_thesiss(alpha_runs):
     demo, thesis = alpha_runs("demo"), alpha_runs("thesis")
     assert float(demo.mean()) < ALPHA_TOLERANCE, demo.tolist()
     assert float(demo.max()) < float(thesis.max()) / 5, (demo.tolist(), thesis.tolist())
+
+
+def test_untrained_generator_is_the_one_training_starts_from(tmp_path, ellipses, monkeypatch):
+    """The learning table's style baseline: G rebuilt from the file's seed equals, tensor for
+    tensor, the G the trainer received before its first step; another seed gives another G."""
+    from shapepose.style import train as style_train
+
+    started = {}
+
+    class RecordingTrainer(style_train.Trainer):
+        def fit(self, *args, **kwargs):
+            started.update({k: v.detach().clone() for k, v in self.modules["G"].state_dict().items()})
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(style_train, "Trainer", RecordingTrainer)
+    _, model, _ = train_tiny(tmp_path / "ck", ellipses, experiment(), tiny_training(2, checkpoint_every=2))
+    exported = {"meta": {"seed": SEED, "extra": {"architecture": vars(TINY)}}}
+    rebuilt = style_train.untrained_generator(exported, CPU).state_dict()
+    assert started and rebuilt.keys() == started.keys()
+    assert all(torch.equal(rebuilt[k], started[k]) for k in started)
+    trained = model.G.state_dict()
+    assert not all(torch.equal(trained[k].cpu(), started[k]) for k in started if k.endswith("weight"))
+    other = style_train.untrained_generator({"meta": {"seed": SEED + 1, "extra": exported["meta"]["extra"]}},
+                                            CPU).state_dict()
+    assert not all(torch.equal(other[k], started[k]) for k in started if k.endswith("weight"))

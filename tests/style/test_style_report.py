@@ -63,7 +63,7 @@ def _model(path: Path) -> None:
                "best_step": 40,
                "best_metrics": {"val_score": 1.5, "val_fd_ratio": 0.9, "val_alpha_disagreement": 0.02},
                "resumed_from": None, "phi": "random (seed 18)"}
-    meta = {"step": 40, "which": "best", "metrics": dict(summary["best_metrics"]),
+    meta = {"step": 40, "which": "best", "seed": 18, "metrics": dict(summary["best_metrics"]),
             "extra": {"experiment": "e1", "settings": SETTINGS, "architecture": architecture,
                       "summary": summary}}
     torch.save({"G": build_generator(2, 1).state_dict(), "F": build_generator(2, 1).state_dict(),
@@ -149,6 +149,7 @@ def test_final_value_and_oscillation_match_numpy(inputs, report):
     assert float(alpha["mean"]) == pytest.approx(inputs["alpha"].mean(), rel=6e-4)
     assert float(alpha["max"]) == pytest.approx(0.07)
     assert int(alpha["images"]) == 4
+    assert 0.0 <= float(alpha["untrained mean"]) <= 1.0  # G at its step-0 weights (the baseline)
     training = table[table["section"] == "training"].set_index("name")["value"]
     assert int(training["steps trained"]) == 2 * N_RECORDED
     assert float(training["epochs"]) == pytest.approx(2 * N_RECORDED / 3, rel=6e-4)
