@@ -21,6 +21,7 @@ rule train_style_transfer:
     # an idle core, 1.5 s with the machine loaded); the seed's full-width networks want the GPU
     # (benchmarks/style_step.py: 5.7 s per step on two CPU cores).
     threads: 1
+    priority: 5  # next on the longest chain (after the segmenter): stylized renders feed shape and pose
     resources:
         mem_mb=memory_mb(4000),
         runtime=1440,  # minutes; the demo default takes about 2 on one CPU core
