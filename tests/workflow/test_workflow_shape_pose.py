@@ -171,7 +171,8 @@ def test_real_masks_plot_and_collected_tables(tiny):
     assert plot.format == "PNG" and min(plot.size) > 100
     real = (workdir / f"results/tables/{CARS}/shape_pose_real_masks.md").read_text()
     for variant in VARIANTS:
-        assert [variant, "real", str(N_REAL_TEST)] in [row[:3] for row in markdown_rows(real)]
+        # variant, images, replicates, n (pooled over the replicates)
+        assert [variant, "real", "1", str(N_REAL_TEST)] in [row[:4] for row in markdown_rows(real)]
     index = (workdir / "results/tables/index.md").read_text()
     assert "seed 002 table 6.2" in index and "shape_pose_real_masks.png" in index
     for rule, name in [("train_shape_pose", "original/r0"), ("train_shape_pose", f"{EXPERIMENT}/r0"),
