@@ -173,6 +173,46 @@ def style_rows(files: list[str], experiment: str, targets: dict) -> list[dict]:
                  note="share of pixels whose Alpha differs between a render and its stylized copy")]
 
 
+def summary_rows(stage: str, files: list[str], groups: list[str], specs: list[dict]) -> list[dict]:
+    """Rows from evaluation summaries (JSON) that hold the trained value and a baseline's side by side.
+
+    files[i] is one replicate of group groups[i] (a variant, an experiment, a test list). Each spec
+    gives one row per group: {"metric": label (may hold "{group}"), "key": the trained value's key,
+    "baseline_key": the baseline's key in the same file, "baseline": its label, "better": "lower"
+    or "higher", and "ratio": the target as a multiple of the baseline (None: beat it)}. Met: the
+    trained mean is at most (lower) or at least (higher) ratio x the baseline mean.
+    """
+    values: dict[str, dict[str, list[float]]] = {}
+    for path, group in zip(files, groups, strict=True):
+        summary = _json(path)
+        slot = values.setdefault(group, {})
+        keys = dict.fromkeys(k for spec in specs for k in (spec["key"], spec["baseline_key"]))
+        for key in keys:
+            slot.setdefault(key, []).append(_value(summary, key, path))
+    rows = []
+    for group, slot in values.items():
+        for spec in specs:
+            lower = spec["better"] == "lower"
+            ratio = spec.get("ratio")
+            factor = 1.0 if ratio is None else float(ratio)
+            if ratio is None:
+                target = f"{'<' if lower else '>'} {spec['baseline']}"
+            else:
+                target = f"{'<=' if lower else '>='} {factor:g} x {spec['baseline']}"
+
+            def met(m, b, lower=lower, factor=factor, strict=ratio is None):
+                if math.isnan(b):
+                    return None
+                if strict:
+                    return bool(m < b) if lower else bool(m > b)
+                return bool(m <= factor * b) if lower else bool(m >= factor * b)
+
+            rows.append(_row(stage, spec["metric"].format(group=group), slot[spec["key"]],
+                             spec["baseline"], slot[spec["baseline_key"]], target, met,
+                             note=spec.get("note", "")))
+    return rows
+
+
 def learning_markdown(table: pd.DataFrame, title: str, scale: str) -> str:
     shown = pd.DataFrame({
         "stage": table["stage"], "metric": table["metric"], "n": table["replicates"],

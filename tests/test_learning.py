@@ -116,3 +116,28 @@ def test_one_replicate_gives_a_mean_without_spread(tmp_path, inputs):
     assert accuracy["trained_mean"] == 0.70 and np.isnan(accuracy["trained_ci_low"])
     spread = table[table["metric"].str.startswith("accepted")].iloc[0]
     assert "one replicate" in spread["note"] and spread["met"] is None
+
+
+def test_summary_rows_pool_replicates_per_group_against_a_baseline_in_the_same_file(tmp_path):
+    from shapepose.learning import summary_rows
+
+    files, groups = [], []
+    for group, trained in (("a", [1.0, 2.0, 3.0]), ("b", [9.0, 10.0, 11.0])):
+        for r, value in enumerate(trained):
+            files.append(_write_json(tmp_path / f"{group}{r}.json", {"err": value, "base": 8.0 + r}))
+            groups.append(group)
+    specs = [{"metric": "error ({group})", "key": "err", "baseline_key": "base", "baseline": "mean pose",
+              "better": "lower", "ratio": 0.5},
+             {"metric": "error, beat it ({group})", "key": "err", "baseline_key": "base",
+              "baseline": "mean pose", "better": "lower", "ratio": None}]
+    rows = {r["metric"]: r for r in summary_rows("pose", files, groups, specs)}
+    a = rows["error (a)"]
+    assert a["replicates"] == 3 and a["trained_mean"] == pytest.approx(2.0)
+    assert a["trained_std"] == pytest.approx(1.0) and a["baseline_mean"] == pytest.approx(9.0)
+    low, high = stats.ttest_1samp([1.0, 2.0, 3.0], 0.0).confidence_interval(0.95)
+    assert (a["trained_ci_low"], a["trained_ci_high"]) == pytest.approx((low, high))
+    assert a["met"] is True and a["target"] == "<= 0.5 x mean pose"  # 2 <= 4.5
+    assert rows["error (b)"]["met"] is False  # 10 > 4.5
+    assert rows["error, beat it (b)"]["met"] is False and rows["error, beat it (a)"]["met"] is True
+    with pytest.raises(InputError, match="lacks"):
+        summary_rows("pose", files[:1], ["a"], [dict(specs[0], key="missing")])
