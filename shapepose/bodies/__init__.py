@@ -1,6 +1,9 @@
-"""Procedural articulated demo bodies: one watertight template, identities, poses and motions."""
+"""Procedural articulated demo bodies: one watertight template, identities, poses and motions.
 
-from shapepose.bodies.coarse import load_coarse_template
+The coarse template (shapepose.bodies.coarse, libigl) is not imported here, so that stages which
+only need the fine bodies do not need libigl.
+"""
+
 from shapepose.bodies.demo import example_mesh, write_demo_bodies
 from shapepose.bodies.model import Body, Identity, sample_identity
 from shapepose.bodies.motions import MOTIONS, trajectory
@@ -8,4 +11,4 @@ from shapepose.bodies.skeleton import JOINT_NAMES, LIMITS, PARENTS
 from shapepose.bodies.template import load_template
 
 __all__ = ["Body", "Identity", "JOINT_NAMES", "LIMITS", "MOTIONS", "PARENTS", "example_mesh",
-           "load_coarse_template", "load_template", "sample_identity", "trajectory", "write_demo_bodies"]
+           "load_template", "sample_identity", "trajectory", "write_demo_bodies"]
