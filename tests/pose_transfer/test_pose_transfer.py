@@ -339,8 +339,8 @@ def test_short_training_beats_both_no_learning_answers_on_held_out_identities(tm
     from shapepose.replicates import replicate_seed
 
     split = write_varied_set(tmp_path / "set")
-    training = config_section("pose_transfer.training", steps=300, validate_every=100,
-                              checkpoint_every=300, log_every=50, val_pairs=8)
+    training = config_section("pose_transfer.training", steps=400, validate_every=100,
+                              checkpoint_every=400, log_every=50, val_pairs=8)
     settings = {**config_section("pose_transfer.defaults"), "pose_pooling": "max",
                 "first_block_normalized": False}
     seed = replicate_seed(11, "pose_transfer", 0)
@@ -354,7 +354,7 @@ def test_short_training_beats_both_no_learning_answers_on_held_out_identities(tm
                                 predictions=str(tmp_path / "pred.npz"), test="seen", seed=11,
                                 replicate=0, max_tilt_deg=30, device="cpu")
     assert result["pmd_trained"] < 0.8 * result["pmd_pose_mesh"], result
-    assert result["pmd_trained"] < 0.8 * result["pmd_identity_mesh"], result
+    assert result["pmd_trained"] < 0.5 * result["pmd_identity_mesh"], result
     assert result["pmd_trained"] < 0.1 * result["pmd_untrained"], result
     # the npz recomputes every number of the JSON
     saved = np.load(tmp_path / "pred.npz")
