@@ -29,11 +29,11 @@ def _rgb(rgba: np.ndarray) -> np.ndarray:
 
 
 def pose_transfer_grid(*, predictions: list[str], variants: list[str], out: str, n_pairs: int,
-                       size: int, camera: dict) -> None:
+                       size: int, camera: dict, distance: float) -> None:
     """Render the first `n_pairs` triples of each variant's predictions npz (same test list, so
     the same triples) into one PNG: rows are triples; columns identity, pose, one per variant
     (titled with its PMD), ground truth. Every mesh is centred on its bounding box and seen by
-    `camera` looking at the origin."""
+    `camera` looking at the origin from `distance` metres."""
     import torchvision  # noqa: F401  (before any EGL context: the renderer segfaults otherwise)
 
     from shapepose.render import Camera, Renderer
@@ -48,7 +48,7 @@ def pose_transfer_grid(*, predictions: list[str], variants: list[str], out: str,
     faces = first["faces"]
     rows = min(n_pairs, len(first["names"]))
     titles = ["identity", "pose", *variants, "ground truth"]
-    cam = Camera(**{**camera, "target": (0.0, 0.0, 0.0)})
+    cam = Camera(**{**camera, "target": (0.0, 0.0, 0.0), "distance": distance})
     label = 16
     canvas = Image.new("RGB", (size * len(titles), label + size * rows), "white")
     draw = ImageDraw.Draw(canvas)

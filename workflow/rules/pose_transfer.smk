@@ -193,7 +193,8 @@ rule draw_pose_transfer_grid:
         variants=PT_VARIANTS,
         n_pairs=PT["figure"]["n_pairs"],
         size=PT["figure"]["size"],
-        camera=config["render"]["camera"],
+        camera=config["render"]["camera"],  # its angles; it looks at each centred mesh
+        distance=PT["figure"]["distance"],
     # A few renders with the software renderer: seconds; memory the interpreter's and Mesa's.
     threads: 1
     resources:
