@@ -16,7 +16,6 @@ import json
 import logging
 
 import numpy as np
-import torch
 
 from shapepose.errors import InputError
 from shapepose.io import atomic_file
