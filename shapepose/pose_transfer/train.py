@@ -144,8 +144,9 @@ def train_pose_transfer(*, meshes: str, val_list: str, out: str, losses_csv: str
              len(val_triples), device)
     net = initial_model(arch, seed).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=training["lr"])
-    edge_weight = float(settings["edge_weight"])
+    edge_weight, edge_form = float(settings["edge_weight"]), str(settings["edge_loss"])
     fingerprint = {"variant": variant, "architecture": asdict(arch), "edge_weight": edge_weight,
+                   "edge_loss": edge_form,
                    "training": training, "train_identities": data.identities,
                    "train_poses": data.poses, "max_tilt_deg": max_tilt_deg,
                    "data": data_fingerprint([meshes, val_list])}
@@ -159,7 +160,8 @@ def train_pose_transfer(*, meshes: str, val_list: str, out: str, losses_csv: str
         pred = net(to_points(batch["pose"], device), to_points(batch["identity"], device))
         terms = pose_transfer_loss(pred, torch.from_numpy(batch["target"]).to(device),
                                    torch.from_numpy(batch["identity"]).to(device),
-                                   torch.from_numpy(batch["faces"]).to(device), edge_weight)
+                                   torch.from_numpy(batch["faces"]).to(device), edge_weight,
+                                   edge_form)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
@@ -172,6 +174,7 @@ def train_pose_transfer(*, meshes: str, val_list: str, out: str, losses_csv: str
 
     trainer.fit(step_fn, validate_fn)
     extra = {"variant": variant, "architecture": asdict(arch), "edge_weight": edge_weight,
+             "edge_loss": edge_form,
              "n_vertices": data.n_vertices, "steps": training["steps"],
              "batch_size": training["batch_size"], "lr": training["lr"],
              "n_train_identities": len(data.identities), "n_train_poses": len(data.poses)}
