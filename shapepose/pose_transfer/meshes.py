@@ -157,9 +157,8 @@ class MeshStore:
         self._cache: dict[Path, np.ndarray] = {}
 
     def vertices(self, path: str | os.PathLike) -> np.ndarray:
-        """(V, 3) float32, as stored (not centred)."""
+        """(V, 3) float32 of the mesh file `path`, as stored (not centred)."""
         path = Path(path)
-        path = path if path.is_absolute() or path.parent != Path(".") else self.root / path
         if path in self._cache:
             return self._cache[path]
         vertices, faces = read_obj(path)

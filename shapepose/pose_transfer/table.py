@@ -127,11 +127,9 @@ def wide_table(summary: pd.DataFrame) -> pd.DataFrame:
         key = (row_label(r["source"], r["method"]), r["variant"])
         row = rows.setdefault(key, {"source": key[0], "variant": key[1], "note": r["note"],
                                     **{f"{m} {t}": "" for m in ("PMD", "RMS mm") for t in TESTS}})
-        if not pd.isna(r["pmd_mean"]):
-            row[f"PMD {r['test']}"] = stat_cell(r, "pmd", "{:.2e}") if "pmd_std" in r and \
-                not pd.isna(r.get("pmd_std")) else f"{r['pmd_mean']:.2e}"
-            row[f"RMS mm {r['test']}"] = stat_cell(r, "rms_mm", "{:.1f}") if not pd.isna(r.get("rms_mm_std")) \
-                else f"{r['rms_mm_mean']:.1f}"
+        if not pd.isna(r["pmd_mean"]):  # the mean alone where there is no spread (stat_cell)
+            row[f"PMD {r['test']}"] = stat_cell(r, "pmd", "{:.2e}")
+            row[f"RMS mm {r['test']}"] = stat_cell(r, "rms_mm", "{:.1f}")
         elif r["note"] and r["note"] not in row["note"]:
             row["note"] += "; " + r["note"]
     columns = ["source", "variant", *[f"{m} {t}" for m in ("PMD", "RMS mm") for t in TESTS], "note"]

@@ -24,6 +24,7 @@ from shapepose.pose_transfer.metrics import bbox_centred, pmd
 from shapepose.pose_transfer.model import Architecture, PoseTransferNet
 from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
 from shapepose.training.batches import epoch_walk, step_rng
+from shapepose.seeding import derive_rng
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,6 @@ def draw_batch(data: TrainingMeshes, *, seed: int, step: int, batch_size: int) -
 
 def pose_permutation(seed: int, list_name: str, index: int, n: int) -> np.ndarray:
     """The fixed random vertex order of the pose mesh of triple `index` of a list (evaluation)."""
-    from shapepose.seeding import derive_rng
-
     return derive_rng(seed, STAGE, "eval", list_name, index).permutation(n)
 
 
@@ -103,9 +102,9 @@ def triple_arrays(store: MeshStore, triples: list[Triple], seed: int,
                   list_name: str) -> dict[str, np.ndarray]:
     """identity, pose (permuted, `pose_permutation`), ground truth (T, N, 3) float32, each as
     stored; the pose mesh also in file order (`pose_file_order`) for the pose baseline."""
-    identity = np.stack([store.vertices(t.identity) for t in triples])
-    pose = np.stack([store.vertices(t.pose) for t in triples])
-    target = np.stack([store.vertices(t.ground_truth) for t in triples])
+    identity = np.stack([store.vertices(store.root / t.identity) for t in triples])
+    pose = np.stack([store.vertices(store.root / t.pose) for t in triples])
+    target = np.stack([store.vertices(store.root / t.ground_truth) for t in triples])
     orders = np.stack([pose_permutation(seed, list_name, j, pose.shape[1]) for j in range(len(triples))])
     permuted = np.take_along_axis(pose, orders[:, :, None], axis=1)
     return {"identity": identity, "pose": permuted, "pose_file_order": pose,
