@@ -15,7 +15,7 @@ rule make_demo_pose_pairs:
     params:
         seed=config["seed"],
         **PT["demo"],
-    # 368 coarse meshes posed and written as OBJ: 3.4 s measured, memory the interpreter's
+    # 368 coarse meshes posed and written as OBJ: 4.4 CPU-s measured, 170 MB
     threads: 1
     resources:
         mem_mb=memory_mb(1000),
@@ -50,7 +50,8 @@ rule train_pose_transfer:
     wildcard_constraints:
         **PT_CONSTRAINTS,
     # One thread (see train_neural_parts). Measured on the demo (752 vertices, width 64, batch 8):
-    # about 0.04 s per step on one core, 350 MB; the authors' 6890 vertices at width 1024 need a GPU.
+    # 0.045 s per step alone on one core, 24-35 CPU-s per job, at most 790 MB resident; the
+    # authors' 6890 vertices at width 1024 need a GPU.
     threads: 1
     resources:
         mem_mb=memory_mb(3000),
@@ -82,7 +83,7 @@ rule eval_pose_transfer:
         seed=config["seed"],
     wildcard_constraints:
         **PT_CONSTRAINTS,
-    # The trained and the step-0 network on 24 demo triples: a few seconds on one core, 400 MB
+    # The trained and the step-0 network on 24 demo triples: 6-7 CPU-s (mostly imports), 730 MB
     threads: 1
     resources:
         mem_mb=memory_mb(3000),
