@@ -23,6 +23,7 @@ include: "workflow/rules/cutouts.smk"
 include: "workflow/rules/style_transfer.smk"
 include: "workflow/rules/neural_parts.smk"
 include: "workflow/rules/shape_pose.smk"
+include: "workflow/rules/pose_transfer.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -33,6 +34,7 @@ rule all:
         style_transfer_outputs(),
         shape_pose_outputs(),
         neural_parts_outputs(),
+        pose_transfer_outputs(),
         rules.collect_tables.output,
     default_target: True
 

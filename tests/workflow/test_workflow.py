@@ -75,6 +75,7 @@ def test_default_plan(tmp_path):
     n_parts = len(config["neural_parts"]["primitives"])
     n_styles = len(config["style_transfer"]["experiments"])
     shards = config["segmentation"]["shards"]
+    n_pt = len(config["pose_transfer"]["variants"])
     assert counts == Counter({"make_demo_sequence": n_demo, "make_demo_bodies": 1,
                               "extract_meshes": n, "sample_surface": n, "sample_volume": n,
                               "render_meshes": n,
@@ -92,6 +93,10 @@ def test_default_plan(tmp_path):
                               "train_shape_pose": 1 + n_styles,
                               "eval_shape_pose": (2 + n_styles) * (1 + n_styles),
                               "eval_real_masks": 2 + n_styles, "tabulate_shape_pose": 1,
+                              # pose transfer: each variant trained, scored on the seen and unseen lists
+                              "make_demo_pose_pairs": 1, "train_pose_transfer": n_pt,
+                              "eval_pose_transfer": 2 * n_pt, "tabulate_pose_transfer": 1,
+                              "draw_pose_transfer_grid": 1,
                               "tabulate_learning": 1, "collect_tables": 1, "all": 1})
     assert config["replicates"] == 1  # the counts above are per replicate
     assert len(wildcards) == n
