@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shapepose.bodies import Body, load_coarse_template, sample_identity, trajectory
+from shapepose.bodies import Body, sample_identity, trajectory
+from shapepose.bodies.coarse import load_coarse_template
 from shapepose.bodies.motions import MOTIONS, sample_variation
 from shapepose.io import atomic_dir, atomic_file
 from shapepose.pose_transfer.meshes import mesh_name, write_obj

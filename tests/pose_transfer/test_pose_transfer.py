@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from shapepose.bodies import Body, load_coarse_template, sample_identity
+from shapepose.bodies import Body, sample_identity
+from shapepose.bodies.coarse import load_coarse_template
 from shapepose.bodies.model import Identity
 from shapepose.bodies.skeleton import N_JOINTS
 from shapepose.errors import InputError
