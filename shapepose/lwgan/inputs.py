@@ -29,13 +29,15 @@ REST_BOUNDS = (np.array([-0.55, 0.0, -0.35]), np.array([0.55, 2.0, 0.35]))
 
 @dataclass
 class VideoTensors:
-    """One video: images (N, 3, S, S) float32 in [-1, 1], condition maps (N, 4, S, S) and each
-    frame's geometry (for the flows)."""
+    """One video: images (N, 3, S, S) float32 in [-1, 1], condition maps (N, 4, S, S), each
+    frame's geometry (for the flows), the fitted body and its poses (N, 3 J)."""
 
     name: str
     images: torch.Tensor
     conditions: torch.Tensor
     geometry: list[FrameGeometry]
+    body: object
+    pose: np.ndarray
 
     def __len__(self) -> int:
         return len(self.geometry)
@@ -59,7 +61,7 @@ def load_videos(root: str | Path, names: list[str], size: int) -> list[VideoTens
                 conditions.append(condition_map(g, body.rest_vertices, REST_BOUNDS))
             videos.append(VideoTensors(
                 name, torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0),
-                torch.from_numpy(np.stack(conditions)), geometry))
+                torch.from_numpy(np.stack(conditions)), geometry, body, video.fits.pose))
     log.info("lwgan: %d videos, %d frames of %d px from %s", len(videos),
              sum(len(v) for v in videos), size, root)
     return videos
@@ -84,16 +86,20 @@ class Morphology:
 
 
 def pair_inputs(videos: list[VideoTensors], pairs: list[tuple[int, int, int]], morph: Morphology,
-                device: torch.device) -> dict[str, torch.Tensor]:
-    """Generator and discriminator inputs for (video, source frame, reference frame) pairs."""
+                device: torch.device, references: list[VideoTensors] | None = None
+                ) -> dict[str, torch.Tensor]:
+    """Generator and discriminator inputs for (video, source frame, reference frame) pairs; the
+    reference frame is of `references[video]` when given (cross-imitation), else of the same
+    video."""
     src_img, ref_img, src_cond, ref_cond, flows, valid = [], [], [], [], [], []
     for v, s, r in pairs:
         video = videos[v]
-        grid, ok = transformation_flow(video.geometry[s], video.geometry[r])
+        target = video if references is None else references[v]
+        grid, ok = transformation_flow(video.geometry[s], target.geometry[r])
         src_img.append(video.images[s])
-        ref_img.append(video.images[r])
+        ref_img.append(target.images[r])
         src_cond.append(video.conditions[s])
-        ref_cond.append(video.conditions[r])
+        ref_cond.append(target.conditions[r])
         flows.append(torch.from_numpy(grid))
         valid.append(torch.from_numpy(ok))
     src_img, ref_img = torch.stack(src_img).to(device), torch.stack(ref_img).to(device)
