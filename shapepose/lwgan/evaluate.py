@@ -8,10 +8,13 @@ frame, each later frame being the reference. Three predictions per pair:
 - `paste`: the trivial baseline, the source colours warped by the flow wherever the reference
   point is visible in the source, pasted on the source frame whose body pixels are filled with
   the mean colour of its background (what the flow alone gives, with no learning).
-Metrics on 8-bit RGB: SSIM (skimage.metrics.structural_similarity, data_range 255, 7 x 7
+With `known_background` (config lwgan.evaluation) the trained and untrained images keep the
+source's known background pixels and use the network's background only in the hole, as the paste
+baseline does (see `transfer_image`). Metrics on 8-bit RGB: SSIM (skimage.metrics.structural_similarity, data_range 255, 7 x 7
 Gaussian-free window, channel_axis), PSNR (skimage.metrics.peak_signal_noise_ratio, data_range
 255) over the whole frame, and the masked L1: mean |prediction - reference| / 255 over the
-reference body's pixels. LPIPS, FID and face similarity need pretrained networks: with no
+reference body's pixels; each also per action (the turn, where most of the reference is unseen
+in the first frame, and the free motion, where nearly all of it is seen). LPIPS, FID and face similarity need pretrained networks: with no
 weights configured they are "n/a (no weights)".
 """
 
@@ -29,12 +32,14 @@ from shapepose.io import atomic_file
 from shapepose.lwgan.data import posed_vertices, read_split
 from shapepose.lwgan.flow import FrameGeometry, condition_map
 from shapepose.lwgan.inputs import REST_BOUNDS, VideoTensors, load_videos, pair_inputs
+from shapepose.lwgan.model import compose
 from shapepose.lwgan.train import Architecture, load_generator, self_imitation_pairs
 from shapepose.training import load_exported, pick_device
 
 log = logging.getLogger(__name__)
 
 DATA_RANGE = 255
+ACTIONS = {"1": "turn", "2": "motion"}  # iPER's action 1 is the A-pose turn, action 2 free motion
 METHODS = ("trained", "untrained", "paste")
 
 
@@ -62,14 +67,27 @@ def frame_metrics(pred: np.ndarray, ref: np.ndarray, body: np.ndarray) -> dict[s
             "masked_l1": float(diff[body].mean()) if body.any() else float("nan")}
 
 
-def predict(G, videos, pairs, arch: Architecture, device, batch: int = 8) -> dict[str, np.ndarray]:
+def transfer_image(G, inputs: dict[str, torch.Tensor], known_background: bool) -> torch.Tensor:
+    """G's transfer image; with `known_background` composed over the source's own background
+    pixels where they are known (outside the inpainted hole) and G's background only inside it:
+    the alternative the original's imitator.py leaves commented out next to its
+    src_info['bg'] (the demo's camera never moves within a video, so the known pixels are exact)."""
+    out = G(inputs["bg_in"], inputs["src_in"], inputs["tsf_in"], inputs["flow"])
+    if not known_background:
+        return out["tsf_image"]
+    known = inputs["bg_in"][:, -1:]
+    background = known * inputs["src"] + (1 - known) * out["background"]
+    return compose(out["tsf_attention"], background, out["tsf_colour"])
+
+
+def predict(G, videos, pairs, arch: Architecture, device, known_background: bool,
+            batch: int = 8) -> dict[str, np.ndarray]:
     out: dict[str, list] = {"reference": [], "source": [], "body": [], **{m: [] for m in METHODS}}
     for i in range(0, len(pairs), batch):
         inputs = pair_inputs(videos, pairs[i:i + batch], arch.morphology, device)
         with torch.no_grad():
             for name, net in G.items():
-                out[name].append(to_uint8(net(inputs["bg_in"], inputs["src_in"], inputs["tsf_in"],
-                                              inputs["flow"])["tsf_image"]))
+                out[name].append(to_uint8(transfer_image(net, inputs, known_background)))
         out["paste"].append(to_uint8(paste_baseline(inputs)))
         out["reference"].append(to_uint8(inputs["ref"]))
         out["source"].append(to_uint8(inputs["src"]))
@@ -83,7 +101,7 @@ def summarize(per_frame: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str
 
 def evaluate_lwgan(*, model: str, data: str, metrics: str, predictions: str, strip: str,
                    animation: str, replicate: int, device: str, cross_reference: str | None,
-                   weights: dict) -> dict:
+                   known_background: bool, weights: dict) -> dict:
     """The rule's work: held-out self-imitation metrics (JSON), per-pair predictions (npz), a
     cross-imitation frame strip (PNG) and its animation (GIF)."""
     device = pick_device(device)
@@ -95,7 +113,7 @@ def evaluate_lwgan(*, model: str, data: str, metrics: str, predictions: str, str
     pairs = self_imitation_pairs(videos)
     nets = {"trained": load_generator(exported, device),
             "untrained": load_generator(exported, device, untrained=True)}
-    pred = predict(nets, videos, pairs, arch, device)
+    pred = predict(nets, videos, pairs, arch, device, known_background)
     per_frame = {m: {k: np.array([frame_metrics(pred[m][i], pred["reference"][i], pred["body"][i])[k]
                                   for i in range(len(pairs))]) for k in ("ssim", "psnr", "masked_l1")}
                  for m in METHODS}
@@ -108,17 +126,25 @@ def evaluate_lwgan(*, model: str, data: str, metrics: str, predictions: str, str
                                 **{f"{m}_{k}": per_frame[m][k] for m in METHODS
                                    for k in per_frame[m]})
     summary = summarize(per_frame)
+    actions = np.array([videos[v].name.rsplit("/", 1)[-1] for v, _, _ in pairs])
+    by_action = {}
+    for action in sorted(set(actions)):
+        here = actions == action
+        by_action[ACTIONS.get(action, f"action {action}")] = {
+            "n_pairs": int(here.sum()),
+            **summarize({m: {k: v[here] for k, v in rows.items()} for m, rows in per_frame.items()})}
     result = {"experiment": extra["experiment"], "replicate": int(replicate), "n_pairs": len(pairs),
               "videos": val, "data_range": DATA_RANGE, "protocol": "self-imitation from frame 0",
               "perceptual": extra["perceptual"], "face": extra["face"],
-              **{m: summary[m] for m in METHODS},
+              "known_background": bool(known_background),
+              **{m: summary[m] for m in METHODS}, "by_action": by_action,
               "lpips": "n/a (no weights)" if not weights.get("lpips") else None,
               "fid": "n/a (no weights)" if not weights.get("fid") else None,
               "face_similarity": "n/a (no weights)" if not weights.get("face") else None}
     result["beats_untrained"] = bool(summary["trained"]["masked_l1"] < summary["untrained"]["masked_l1"])
     result["beats_paste"] = bool(summary["trained"]["masked_l1"] < summary["paste"]["masked_l1"])
     write_cross_imitation(nets["trained"], data, val[0], cross_reference, arch, device, strip,
-                          animation)
+                          animation, known_background)
     with atomic_file(metrics) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
     log.info("lwgan %s r%d: trained %s, untrained %s, paste %s", extra["experiment"], replicate,
@@ -127,7 +153,8 @@ def evaluate_lwgan(*, model: str, data: str, metrics: str, predictions: str, str
 
 
 def write_cross_imitation(G, data: str, source_video: str, reference_video: str | None,
-                          arch: Architecture, device, strip: str, animation: str) -> None:
+                          arch: Architecture, device, strip: str, animation: str,
+                          known_background: bool) -> None:
     """A held-out actor (the first frame of `source_video`) imitating the motion of
     `reference_video` (default: the first training video of action 2): rows of source |
     reference | ours, as one PNG strip (every other frame) and a GIF."""
@@ -145,8 +172,7 @@ def write_cross_imitation(G, data: str, source_video: str, reference_video: str 
             target = retarget(src, ref, t, renderer)
             inputs = pair_inputs([src], [(0, 0, 0)], arch.morphology, device, references=[target])
             with torch.no_grad():
-                ours = to_uint8(G(inputs["bg_in"], inputs["src_in"], inputs["tsf_in"],
-                                  inputs["flow"])["tsf_image"])[0]
+                ours = to_uint8(transfer_image(G, inputs, known_background))[0]
             frames.append(np.concatenate([to_uint8(src.images[:1])[0],
                                           to_uint8(ref.images[t:t + 1])[0], ours], axis=1))
     with atomic_file(strip) as tmp:
