@@ -49,7 +49,8 @@ class LossWeights:
     gp_weight: float
 
     def __post_init__(self):
-        for name, value in vars(self).items():
+        for name in LossWeights.__dataclass_fields__:
+            value = getattr(self, name)
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if not self.label_smoothing < 1:
