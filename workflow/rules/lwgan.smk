@@ -34,7 +34,7 @@ rule make_demo_iper:
     params:
         seed=config["seed"],
         **LWGAN["demo"],
-    # Renders 96 frames of 64 px (a 1500-face body, moderngl EGL): 4 s measured on one core.
+    # Renders 96 frames of 64 px (a 1500-face body, moderngl EGL): 7 CPU s measured, 0.8 GB.
     threads: 1
     resources:
         mem_mb=memory_mb(1500),
@@ -67,8 +67,8 @@ rule train_lwgan:
     wildcard_constraints:
         lw_experiment="[A-Za-z0-9][A-Za-z0-9_]*",
         replicate="[0-9]+",
-    # One thread (two experiments side by side on two cores). Demo widths at 64 px: 0.10-0.15 s
-    # per step measured on one loaded core (about 40 s for the 300 demo steps); the seed's 256 px
+    # One thread (two experiments side by side on two cores). Demo widths at 64 px: 0.09-0.13 CPU
+    # s per step, 30-47 CPU s for the 300 demo steps (max RSS 0.9 GB); the seed's 256 px
     # full-width networks want the GPU.
     threads: 1
     resources:
@@ -118,7 +118,7 @@ rule eval_lwgan:
     threads: 1
     resources:
         mem_mb=memory_mb(2000),
-        runtime=60,  # minutes; the demo's 22 held-out pairs and 12 imitation frames: about 6 s
+        runtime=60,  # minutes; the demo's 22 held-out pairs and 12 imitation frames: 7-8 CPU s
         gpu=1,
     log:
         "logs/eval_lwgan/{lw_experiment}/r{replicate}.log",
