@@ -31,6 +31,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from shapepose.io import atomic_file
 from shapepose.lwgan.data import posed_vertices, read_split
 from shapepose.lwgan.flow import FrameGeometry, condition_map
+from shapepose.lwgan.learned_metrics import learned_metrics
 from shapepose.lwgan.inputs import REST_BOUNDS, VideoTensors, load_videos, pair_inputs
 from shapepose.lwgan.model import compose
 from shapepose.lwgan.train import Architecture, load_generator, self_imitation_pairs
@@ -82,7 +83,8 @@ def transfer_image(G, inputs: dict[str, torch.Tensor], known_background: bool) -
 
 def predict(G, videos, pairs, arch: Architecture, device, known_background: bool,
             batch: int = 8) -> dict[str, np.ndarray]:
-    out: dict[str, list] = {"reference": [], "source": [], "body": [], **{m: [] for m in METHODS}}
+    out: dict[str, list] = {"reference": [], "source": [], "body": [], "ref_cond": [],
+                            **{m: [] for m in METHODS}}
     for i in range(0, len(pairs), batch):
         inputs = pair_inputs(videos, pairs[i:i + batch], arch.morphology, device)
         with torch.no_grad():
@@ -92,6 +94,7 @@ def predict(G, videos, pairs, arch: Architecture, device, known_background: bool
         out["reference"].append(to_uint8(inputs["ref"]))
         out["source"].append(to_uint8(inputs["src"]))
         out["body"].append(inputs["ref_body"][:, 0].bool().cpu().numpy())
+        out["ref_cond"].append(inputs["ref_cond"].cpu().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -138,9 +141,9 @@ def evaluate_lwgan(*, model: str, data: str, metrics: str, predictions: str, str
               "perceptual": extra["perceptual"], "face": extra["face"],
               "known_background": bool(known_background),
               **{m: summary[m] for m in METHODS}, "by_action": by_action,
-              "lpips": "n/a (no weights)" if not weights.get("lpips") else None,
-              "fid": "n/a (no weights)" if not weights.get("fid") else None,
-              "face_similarity": "n/a (no weights)" if not weights.get("face") else None}
+              "learned": {m: learned_metrics(weights, pred[m], pred["reference"],
+                                             torch.from_numpy(pred["ref_cond"])) for m in METHODS}}
+    result.update(result["learned"]["trained"])
     result["beats_untrained"] = bool(summary["trained"]["masked_l1"] < summary["untrained"]["masked_l1"])
     result["beats_paste"] = bool(summary["trained"]["masked_l1"] < summary["paste"]["masked_l1"])
     write_cross_imitation(nets["trained"], data, val[0], cross_reference, arch, device, strip,

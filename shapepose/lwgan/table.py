@@ -106,15 +106,20 @@ def metrics_table(evals: list[dict]) -> pd.DataFrame:
         return e if subset == "all" else e["by_action"][subset]
 
     def pooled(label, entries, key, subset):
-        entries = [entry(e, subset) | {"lpips": e.get("lpips"), "fid": e.get("fid")} for e in entries]
+        learned = [e.get("learned", {}).get(key, {}) for e in entries]
+        entries = [entry(e, subset) for e in entries]
         row = {"pairs": subset, "model": label, "replicates": len(entries)}
         for metric in METRICS:
             stats = summarize([e[key][metric] for e in entries])
             row.update({metric: stats["mean"], f"{metric}_cell": cell(
                 stats["mean"], stats["std"], stats["ci_low"], stats["ci_high"],
                 "{:.2f}" if metric == "psnr" else "{:.4f}")})
-        row["lpips"] = entries[0].get("lpips") or ""
-        row["fid"] = entries[0].get("fid") or ""
+        for metric in ("lpips", "fid", "face_similarity"):
+            values = [m.get(metric) for m in learned]
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            # learned metrics are over all pairs; per-action rows leave them empty
+            row[metric] = ("" if subset != "all" else f"{np.mean(numbers):.4f}" if numbers
+                           else (values[0] if values and values[0] else ""))
         return row
 
     for subset in subsets:
@@ -193,8 +198,8 @@ def tabulate_lwgan(*, metrics: list[str], losses: list[str], experiments: list[s
             "action: the turn (most of the reference unseen in the first frame) and the free "
             "motion (nearly all of it seen, where the exact demo flow makes pasting hard to beat)."),
         headers={"pairs": "pairs", "model": "model", "replicates": "replicates", "ssim_cell": "SSIM ↑",
-                 "psnr_cell": "PSNR dB ↑", "masked_l1_cell": "masked L1 ↓", "lpips": "LPIPS",
-                 "fid": "FID"})
+                 "psnr_cell": "PSNR dB ↑", "masked_l1_cell": "masked L1 ↓", "lpips": "LPIPS ↓",
+                 "fid": "FID ↓", "face_similarity": "face similarity ↑"})
     write_markdown(study_md, study_text)
     write_markdown(metrics_md, metric_text)
     plot_curves(loss_files, curves)

@@ -137,3 +137,54 @@ def test_ttur_schedule_and_settings():
     assert exp.learning_rates(10 ** 6, 10) == pytest.approx((1e-5, 1e-5))
     with pytest.raises(ValueError, match="label_smoothing"):
         LossWeights(**{**vars(W), "label_smoothing": 1.0})
+
+
+def test_learned_metrics_plumbing_on_tiny_random_networks(tmp_path):
+    """LPIPS, FID and face similarity through TorchScript files, as configured weights are."""
+    from scipy.linalg import sqrtm
+
+    from shapepose.lwgan.learned_metrics import (NO_WEIGHTS, frechet_distance, learned_metrics,
+                                                 lpips_distance)
+
+    torch.manual_seed(0)
+
+    class Taps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 5, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            f1 = torch.relu(self.a(x))
+            return [f1, torch.relu(self.b(f1))]
+
+    lp = torch.jit.script(Taps())
+    fid_net = torch.jit.script(nn.Sequential(nn.Conv2d(3, 3, 8, stride=8), nn.Flatten()))
+    face = torch.jit.script(nn.Sequential(nn.Conv2d(3, 2, 8, stride=8), nn.Flatten()))
+    paths = {}
+    for name, net in (("lpips", lp), ("fid", fid_net), ("face", face)):
+        paths[name] = str(tmp_path / f"{name}.pt")
+        net.save(paths[name])
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    y = torch.rand(3, 3, 16, 16) * 2 - 1
+    # LPIPS by hand: unit-normalized features, squared differences summed over channels
+    d = 0
+    for fx, fy in zip(lp(x), lp(y)):
+        nx = fx / (fx.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        ny = fy / (fy.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        d = d + ((nx - ny) ** 2).sum(1).mean((1, 2))
+    torch.testing.assert_close(lpips_distance(lp, x, y), d)
+    assert float(lpips_distance(lp, x, x).max()) == 0
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 3)), rng.normal(size=(300, 3)) * 2 + 1
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * sqrtm(ca @ cb).real)
+    assert frechet_distance(a, b) == pytest.approx(expected)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    fake = rng.integers(0, 256, (4, 16, 16, 3)).astype(np.uint8)
+    cond = torch.zeros(4, 4, 16, 16)
+    cond[:, 1, 2:6, 5:9] = 0.9
+    out = learned_metrics(paths, fake, fake, cond)
+    assert out["lpips"] == 0 and out["fid"] == pytest.approx(0, abs=1e-4)
+    assert out["face_similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert learned_metrics({}, fake, fake, cond) == {"lpips": NO_WEIGHTS, "fid": NO_WEIGHTS,
+                                                     "face_similarity": NO_WEIGHTS}
