@@ -75,6 +75,7 @@ def test_default_plan(tmp_path):
     n_parts = len(config["neural_parts"]["primitives"])
     n_styles = len(config["style_transfer"]["experiments"])
     shards = config["segmentation"]["shards"]
+    n_lwgan = len(config["lwgan"]["run"] or config["lwgan"]["experiments"])
     assert counts == Counter({"make_demo_sequence": n_demo, "make_demo_bodies": 1,
                               "extract_meshes": n, "sample_surface": n, "sample_volume": n,
                               "render_meshes": n,
@@ -92,6 +93,9 @@ def test_default_plan(tmp_path):
                               "train_shape_pose": 1 + n_styles,
                               "eval_shape_pose": (2 + n_styles) * (1 + n_styles),
                               "eval_real_masks": 2 + n_styles, "tabulate_shape_pose": 1,
+                              # the Liquid Warping GAN study: each run experiment trained, scored
+                              "make_demo_iper": 1, "train_lwgan": n_lwgan, "eval_lwgan": n_lwgan,
+                              "tabulate_lwgan": 1,
                               "tabulate_learning": 1, "collect_tables": 1, "all": 1})
     assert config["replicates"] == 1  # the counts above are per replicate
     assert len(wildcards) == n
