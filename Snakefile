@@ -24,6 +24,7 @@ include: "workflow/rules/style_transfer.smk"
 include: "workflow/rules/neural_parts.smk"
 include: "workflow/rules/shape_pose.smk"
 include: "workflow/rules/pose_transfer.smk"
+include: "workflow/rules/lwgan.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -35,6 +36,7 @@ rule all:
         shape_pose_outputs(),
         neural_parts_outputs(),
         pose_transfer_outputs(),
+        lwgan_outputs(),
         rules.collect_tables.output,
     default_target: True
 
@@ -55,3 +57,8 @@ rule image_branch:
 rule neural_parts:
     input:
         neural_parts_outputs(),
+
+
+rule lwgan:
+    input:
+        lwgan_outputs(),

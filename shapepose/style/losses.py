@@ -21,6 +21,14 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from shapepose.gan.losses import (  # noqa: F401  (style's names, shared with lwgan)
+    critic_gradient_norms,
+    gradient_penalty,
+    least_squares,
+    lsgan_discriminator,
+    lsgan_generator,
+)
+
 # Alpha(x) = 1 where any RGB channel is above "nothing". The thesis's test is "> -1" on RGB values
 # that were 8-bit integers mapped to [-1, 1]; a generated value counts as nothing when it writes
 # as 8-bit 0, i.e. below -1 + 1/255. On 8-bit inputs (-1 or >= -1 + 2/255) both tests agree.
@@ -139,52 +147,6 @@ def alpha_loss(target: torch.Tensor, generated: torch.Tensor, norm: str, surroga
     hinge = alpha_hinge(a, generated, margin)
     soft = fn(hinge, torch.zeros_like(hinge))
     return value + (soft - soft.detach())
-
-
-def lsgan_discriminator(real_scores: torch.Tensor, fake_scores: torch.Tensor,
-                        real_label: float = 1.0) -> torch.Tensor:
-    """1/2 E[(D(real) - real_label)^2] + 1/2 E[D(fake)^2]: the halved discriminator objective.
-
-    `real_label` < 1 is seed 004's one-sided label smoothing (0.9: penalize D above 0.9 on real
-    images); fake images keep the label 0.
-    """
-    return 0.5 * (real_scores - real_label).square().mean() + 0.5 * fake_scores.square().mean()
-
-
-def lsgan_generator(fake_scores: torch.Tensor) -> torch.Tensor:
-    """E[(1 - D(G(x)))^2]: the generator wants its images scored as real."""
-    return (1.0 - fake_scores).square().mean()
-
-
-def critic_gradient_norms(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                          fake: torch.Tensor, generator: torch.Generator | None = None,
-                          create_graph: bool = False) -> torch.Tensor:
-    """(B,) |grad_x sum_patches D(x)|_2 at x_hat = e real + (1 - e) fake, e ~ U[0, 1] per sample.
-
-    The gradient is that of the critic's whole patch map summed (autograd with grad_outputs of
-    ones), as WGAN-GP on a PatchGAN is computed by pytorch-CycleGAN-and-pix2pix
-    (`networks.cal_gradient_penalty`), the Liquid Warping GAN code and seed 004's code. Samples do
-    not interact (instance norm), so each sample's gradient is that of its own patches. The mean
-    patch score's gradient is this divided by the number of patches (196 at 128 px): for a freshly
-    initialised critic at ndf 8 its norm is about 0.05 (the summed map's about 9), so a penalty
-    on the mean would push the critic to be steeper instead of towards 1-Lipschitz.
-    """
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device="cpu").to(real)
-    mixed = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
-    scores = critic(mixed)
-    grad, = torch.autograd.grad(scores.sum(), mixed, create_graph=create_graph)
-    # the reference code's 1e-16 keeps the norm's derivative finite at a zero gradient
-    return (grad.flatten(1) + 1e-16).norm(dim=1)
-
-
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                     fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """E[(|grad D(x_hat)|_2 - 1)^2] (Gulrajani et al.; seed 004), D(x_hat) the summed patch map.
-
-    See `critic_gradient_norms`. Differentiable in the critic's parameters; multiply by the weight.
-    """
-    norms = critic_gradient_norms(critic, real, fake, generator, create_graph=True)
-    return (norms - 1.0).square().mean()
 
 
 @dataclass(frozen=True)

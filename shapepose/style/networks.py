@@ -19,9 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from shapepose.gan.networks import INIT_STD, init_weights, spectral_norm_convs  # noqa: F401
+
 GENERATOR_SLOPE = 0.01  # seed 002 section 4.2
 CRITIC_SLOPE = 0.2  # seed 002 section 4.3
-INIT_STD = 0.02  # seed 002 section 6.1.1: weights ~ N(0, 0.02)
 
 
 def _norm(channels: int) -> nn.Module:
@@ -87,22 +88,10 @@ class PatchDiscriminator(nn.Module):
 
     def apply_spectral_norm(self) -> None:
         """Divide every conv weight by its largest singular value (one power iteration per call)."""
-        for i, layer in enumerate(self.net):
-            if isinstance(layer, nn.Conv2d):
-                self.net[i] = nn.utils.parametrizations.spectral_norm(layer)
+        spectral_norm_convs(self.net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-def init_weights(module: nn.Module, std: float = INIT_STD) -> nn.Module:
-    """Conv and transposed-conv weights ~ N(0, std), biases 0 (call before spectral norm)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return module
 
 
 def build_generator(ngf: int, n_blocks: int) -> ResnetGenerator:

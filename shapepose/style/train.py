@@ -33,6 +33,8 @@ from torch import nn
 
 from shapepose.config import section
 from shapepose.errors import InputError
+from shapepose.gan.networks import set_requires_grad
+from shapepose.gan.schedule import linear_decay
 from shapepose.images.rgba import mask_disagreement
 from shapepose.style.data import Domain, cutout_refs, synthetic_refs
 from shapepose.style.features import ResNetFeatures, weights_stamp
@@ -91,12 +93,9 @@ class Experiment(LossWeights):
 
     def learning_rates(self, step: int, epoch_steps: int) -> tuple[float, float]:
         """(generator, discriminator) learning rate for optimizer step `step` (0-based)."""
-        if self.lr_final is None:
-            return self.lr_g, self.lr_d
         epoch = step / epoch_steps
-        t = float(np.clip((epoch - self.decay_start_epoch) / self.decay_epochs, 0.0, 1.0))
-        return (self.lr_g + t * (self.lr_final - self.lr_g),
-                self.lr_d + t * (self.lr_final - self.lr_d))
+        return tuple(linear_decay(lr, self.lr_final, epoch, self.decay_start_epoch,
+                                  self.decay_epochs) for lr in (self.lr_g, self.lr_d))
 
 
 @dataclass(frozen=True)
@@ -107,12 +106,6 @@ class Architecture:
     ndf: int
     n_blocks: int
     image_size: int
-
-
-def set_requires_grad(modules, flag: bool) -> None:
-    for module in modules:
-        for p in module.parameters():
-            p.requires_grad_(flag)
 
 
 class CycleGAN:

@@ -76,6 +76,7 @@ def test_default_plan(tmp_path):
     n_styles = len(config["style_transfer"]["experiments"])
     shards = config["segmentation"]["shards"]
     n_pt = len(config["pose_transfer"]["variants"])
+    n_lwgan = len(config["lwgan"]["run"] or config["lwgan"]["experiments"])
     assert counts == Counter({"make_demo_sequence": n_demo, "make_demo_bodies": 1,
                               "extract_meshes": n, "sample_surface": n, "sample_volume": n,
                               "render_meshes": n,
@@ -97,6 +98,9 @@ def test_default_plan(tmp_path):
                               "make_demo_pose_pairs": 1, "train_pose_transfer": n_pt,
                               "eval_pose_transfer": 2 * n_pt, "tabulate_pose_transfer": 1,
                               "draw_pose_transfer_grid": 1,
+                              # the Liquid Warping GAN study: each run experiment trained, scored
+                              "make_demo_iper": 1, "train_lwgan": n_lwgan, "eval_lwgan": n_lwgan,
+                              "tabulate_lwgan": 1,
                               "tabulate_learning": 1, "collect_tables": 1, "all": 1})
     assert config["replicates"] == 1  # the counts above are per replicate
     assert len(wildcards) == n
