@@ -23,6 +23,8 @@ with script_logging(snakemake):
         shape_pose=snakemake.input.shape_pose,
         shape_pose_real=snakemake.input.shape_pose_real,
         shape_pose_plot=snakemake.input.shape_pose_plot,
+        pose_transfer=list(snakemake.input.pose_transfer),
+        lwgan=list(snakemake.input.lwgan),
         index=snakemake.output.index,
         **snakemake.params,
     )

@@ -15,7 +15,12 @@ with script_logging(snakemake):
         "neural_parts": snakemake.input.losses_neural_parts,
         "segmentation": snakemake.input.losses_segmentation,
         "style_transfer": snakemake.input.losses_style,
+        "pose_transfer": snakemake.input.losses_pose_transfer,
+        "lwgan": snakemake.input.losses_lwgan,
     }
+    summaries = {stage: {"files": list(snakemake.input[f"summary_{stage}"]),
+                         "groups": list(groups)}
+                 for stage, groups in params.summary_groups.items()}
     curves = {
         stage: {"files": list(losses[stage]),
                 "groups": [group for group, _ in params.curve_groups[stage]],
@@ -37,4 +42,5 @@ with script_logging(snakemake):
         out_md=snakemake.output.md,
         out_curves={stage: snakemake.output[f"curve_{stage}"] for stage in params.stages},
         scale=params.scale,
+        summaries=summaries,
     )

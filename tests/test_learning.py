@@ -141,3 +141,30 @@ def test_summary_rows_pool_replicates_per_group_against_a_baseline_in_the_same_f
     assert rows["error, beat it (b)"]["met"] is False and rows["error, beat it (a)"]["met"] is True
     with pytest.raises(InputError, match="lacks"):
         summary_rows("pose", files[:1], ["a"], [dict(specs[0], key="missing")])
+
+
+def test_pose_transfer_and_lwgan_rows_read_their_evaluation_files(tmp_path, inputs):
+    """The stage specs read the keys the stages write: PMD beside its three baselines, LWGAN's
+    nested per-method metrics; small values keep three significant digits in the Markdown."""
+    pt = [_write_json(tmp_path / f"pt{r}.json", {"pmd_trained": 3.3e-3 + 1e-4 * r, "pmd_untrained": 8.7e-2,
+                                                "pmd_identity_mesh": 1.3e-2, "pmd_pose_mesh": 4.5e-4})
+          for r in range(2)]
+    lw = [_write_json(tmp_path / f"lw{r}.json", {m: {"ssim": s, "masked_l1": l1} for m, s, l1 in (
+        ("trained", 0.65 + 0.01 * r, 0.10), ("untrained", 0.39, 0.17), ("paste", 0.83, 0.07))})
+          for r in range(2)]
+    summaries = {"pose_transfer": {"files": pt, "groups": ["maxpool"] * 2},
+                 "lwgan": {"files": lw, "groups": ["baseline"] * 2}}
+    table = tabulate_learning(**inputs, out_csv=tmp_path / "l.csv", out_md=tmp_path / "l.md",
+                              out_curves={}, summaries=summaries)
+    pmd = table[table["stage"] == "pose transfer"].set_index("baseline")
+    assert pmd.loc["untrained", "trained_mean"] == pytest.approx(3.35e-3)
+    assert pmd.loc["untrained", "met"] and pmd.loc["identity mesh unchanged", "met"]
+    assert not pmd.loc["pose mesh itself", "met"]
+    lwgan = table[table["stage"] == "Liquid Warping GAN"]
+    ssim = lwgan[lwgan["metric"].str.startswith("SSIM")].iloc[0]
+    assert ssim["trained_mean"] == pytest.approx(0.655) and ssim["baseline_mean"] == pytest.approx(0.39)
+    assert ssim["met"] == True  # noqa: E712 (a numpy bool from the frame; None would fail)
+    paste = lwgan[lwgan["baseline"].str.startswith("warped")].iloc[0]
+    assert paste["met"] == False  # noqa: E712
+    md = (tmp_path / "l.md").read_text()
+    assert "0.00335 ± 7.07e-05" in md and "untrained 0.087" in md

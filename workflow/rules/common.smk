@@ -359,6 +359,8 @@ def _learning_scale():
         "shape and pose": SHAPE_POSE["training"]["steps"],
         "Neural Parts": NEURAL_PARTS["training"]["steps"],
         "style transfer": STYLE["training"]["steps"],
+        "pose transfer": config["pose_transfer"]["training"]["steps"],
+        "Liquid Warping GAN": config["lwgan"]["training"]["steps"],
     }
     if segmenter_train_set() is not None:
         steps["segmenter"] = config["segmentation"]["train"]["steps"]
@@ -370,7 +372,7 @@ LEARNING_STYLE = [e for e in [config["learning"]["style_experiment"]] if e in ST
 LEARNING_SEGMENTER = segmenter_train_set() is not None
 LEARNING_STAGES = ["shape_pose", "neural_parts"] + (["segmentation"] if LEARNING_SEGMENTER else []) + (
     ["style_transfer"] if LEARNING_STYLE else []
-)
+) + ["pose_transfer", "lwgan"]
 
 
 # ---- Every wildcard's constraint, in one place --------------------------------------------------

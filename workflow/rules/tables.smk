@@ -27,6 +27,13 @@ rule tabulate_learning:
         if LEARNING_SEGMENTER
         else [],
         losses_style=expand(rules.train_style_transfer.output.losses, experiment=LEARNING_STYLE, replicate=REPLICATES),
+        # the evaluation summaries that hold the trained value beside its baselines (summary_rows)
+        summary_pose_transfer=expand(
+            rules.eval_pose_transfer.output.metrics, pt_variant=PT_VARIANTS, replicate=REPLICATES, pt_test="seen"
+        ),
+        summary_lwgan=expand(rules.eval_lwgan.output.metrics, lw_experiment=LWGAN_EXPERIMENTS, replicate=REPLICATES),
+        losses_pose_transfer=expand(rules.train_pose_transfer.output.losses, pt_variant=PT_VARIANTS, replicate=REPLICATES),
+        losses_lwgan=expand(rules.train_lwgan.output.losses, lw_experiment=LWGAN_EXPERIMENTS, replicate=REPLICATES),
     output:
         csv=report(
             "results/tables/learning.csv",
@@ -60,6 +67,12 @@ rule tabulate_learning:
             "neural_parts": [(f"P{n}", r) for n in NEURAL_PARTS["primitives"] for r in REPLICATES],
             "segmentation": [("segmenter", r) for r in REPLICATES] if LEARNING_SEGMENTER else [],
             "style_transfer": [(e, r) for e in LEARNING_STYLE for r in REPLICATES],
+            "pose_transfer": [(v, r) for v in PT_VARIANTS for r in REPLICATES],
+            "lwgan": [(e, r) for e in LWGAN_EXPERIMENTS for r in REPLICATES],
+        },
+        summary_groups={
+            "pose_transfer": [v for v in PT_VARIANTS for _ in REPLICATES],
+            "lwgan": [e for e in LWGAN_EXPERIMENTS for _ in REPLICATES],
         },
         stages=LEARNING_STAGES,
         targets=config["learning"]["targets"],
@@ -102,6 +115,13 @@ rule collect_tables:
         shape_pose=rules.tabulate_shape_pose.output.md,
         shape_pose_real=rules.tabulate_shape_pose.output.real_md,
         shape_pose_plot=rules.tabulate_shape_pose.output.plot,
+        pose_transfer=[rules.tabulate_pose_transfer.output.md, rules.draw_pose_transfer_grid.output.grid],
+        lwgan=[
+            rules.tabulate_lwgan.output.study_md,
+            rules.tabulate_lwgan.output.metrics_md,
+            rules.tabulate_lwgan.output.curves,
+            *expand(rules.eval_lwgan.output.strip, lw_experiment=LWGAN_EXPERIMENTS[:1], replicate=0),
+        ],
     output:
         index=report(
             "results/tables/index.md",
@@ -112,6 +132,8 @@ rule collect_tables:
         mesh_dataset=DATASET,
         cars_dataset=CARS,
         style_experiments=STYLE_EXPERIMENTS,
+        pose_transfer_dataset=PT_DATASET,
+        lwgan_scale="demo scale" if LWGAN_DEMO else "full scale",
     # Markdown from the tables already written: 0.14 s measured; the interpreter is most of it.
     threads: 1
     resources:
