@@ -23,6 +23,7 @@ include: "workflow/rules/cutouts.smk"
 include: "workflow/rules/style_transfer.smk"
 include: "workflow/rules/neural_parts.smk"
 include: "workflow/rules/shape_pose.smk"
+include: "workflow/rules/pose2mesh.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -33,6 +34,7 @@ rule all:
         style_transfer_outputs(),
         shape_pose_outputs(),
         neural_parts_outputs(),
+        pose2mesh_outputs(),
         rules.collect_tables.output,
     default_target: True
 
@@ -53,3 +55,8 @@ rule image_branch:
 rule neural_parts:
     input:
         neural_parts_outputs(),
+
+
+rule pose2mesh:
+    input:
+        pose2mesh_outputs(),

@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"cars", "neural_parts", "segmentation", "shape_pose", "style"}
+STAGES = {"cars", "neural_parts", "pose2mesh", "segmentation", "shape_pose", "style"}
 
 
 def _stage_of(module: str) -> str | None:
