@@ -35,7 +35,7 @@ from shapepose.bodies.motions import sample_variation, trajectory
 from shapepose.bodies.skeleton import clip_to_limits, euler_to_matrix
 from shapepose.io.atomic import atomic_dir
 from shapepose.pose2mesh.cameras import cam2pixel, h36m_camera, world2cam
-from shapepose.pose2mesh.joints import (BODY_JOINT, FLIP_PAIRS, JOINT_NAMES, SUBJECT_SEX,
+from shapepose.pose2mesh.joints import (BODY_JOINT, JOINT_NAMES, SUBJECT_SEX,
                                         TEST_SUBJECTS, TRAIN_SUBJECTS)
 from shapepose.render.camera import Camera
 from shapepose.seeding import derive_rng

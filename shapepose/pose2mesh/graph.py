@@ -151,7 +151,7 @@ def tree_orders(parents: list[np.ndarray]) -> list[np.ndarray]:
 
 def permute(adj: sp.csr_matrix, order: np.ndarray) -> sp.csr_matrix:
     """The graph renumbered to `order`, padded with isolated fake vertices."""
-    n, m = adj.shape[0], len(order)
+    m = len(order)
     position = np.empty(m, dtype=np.int64)
     position[order] = np.arange(m)
     coo = sp.coo_matrix(adj)
