@@ -70,7 +70,6 @@ def test_similarity_alignment_excludes_reflections():
     b = np.random.default_rng(5).normal(0, 1, (17, 3))
     mirrored = b * np.array([-1.0, 1.0, 1.0])
     aligned = similarity_align(mirrored, b)
-    u, _, vt = np.linalg.svd((mirrored - mirrored.mean(0)).T @ (b - b.mean(0)))
     rotation = np.linalg.lstsq(mirrored - mirrored.mean(0), aligned - b.mean(0), rcond=None)[0]
     assert np.linalg.det(rotation) > 0  # a proper rotation (times a positive scale)
     assert ((aligned - b) ** 2).sum() > 1e-3  # a mirror image cannot be matched exactly
@@ -284,3 +283,21 @@ def test_meshnet_losses_weights_and_edge_switch():
     for terms in (early, late):
         assert np.isclose(float(terms["total"]), sum(float(v) for k, v in terms.items() if k != "total"))
     assert float(masked_l1(torch.ones(3, 2), torch.zeros(3, 2))) == 1.0
+
+
+def test_config_sections_read_config_yaml_and_the_dataclass_has_no_defaults():
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from shapepose.config import section
+    from shapepose.training import TrainConfig
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())["pose2mesh"]
+    losses = section(LossConfig, config["losses"], where="pose2mesh.losses")
+    assert (losses.normal_weight, losses.joint_weight, losses.edge_weight) == (0.1, 0.001, 20)
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(LossConfig))
+    for stage in ("posenet", "meshnet"):
+        assert TrainConfig.from_section(config[stage]["training"]).keep_last == 1
+    assert config["defaults"] == {"optimizer": "rmsprop", "lr": 0.001, "rescaling": "corrected"}
