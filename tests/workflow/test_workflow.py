@@ -74,6 +74,7 @@ def test_default_plan(tmp_path):
     n_demo = len(config["demo_bodies"]["subjects"]) * len(config["demo_bodies"]["sequences"])
     n_parts = len(config["neural_parts"]["primitives"])
     n_styles = len(config["style_transfer"]["experiments"])
+    n_p2m = len(config["pose2mesh"]["experiments"])
     shards = config["segmentation"]["shards"]
     assert counts == Counter({"make_demo_sequence": n_demo, "make_demo_bodies": 1,
                               "extract_meshes": n, "sample_surface": n, "sample_volume": n,
@@ -92,6 +93,9 @@ def test_default_plan(tmp_path):
                               "train_shape_pose": 1 + n_styles,
                               "eval_shape_pose": (2 + n_styles) * (1 + n_styles),
                               "eval_real_masks": 2 + n_styles, "tabulate_shape_pose": 1,
+                              # Pose2Mesh: both stages and the evaluation per experiment
+                              "make_demo_h36m": 1, "train_posenet": n_p2m, "train_meshnet": n_p2m,
+                              "eval_pose2mesh": n_p2m, "tabulate_pose2mesh": 1,
                               "tabulate_learning": 1, "collect_tables": 1, "all": 1})
     assert config["replicates"] == 1  # the counts above are per replicate
     assert len(wildcards) == n
