@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 
 import numpy as np
 import torch
@@ -31,6 +32,17 @@ from shapepose.pose2mesh.train import load_pose2mesh, load_posenet, predict
 from shapepose.training import load_exported, pick_device
 
 log = logging.getLogger(__name__)
+
+
+def write_npz(path, **arrays: np.ndarray) -> None:
+    """`np.savez_compressed` with fixed member timestamps, so the same arrays give the same bytes
+    (numpy stamps each member with the current time)."""
+    with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def mesh_scores(mesh_mm: np.ndarray, true_mesh_mm: np.ndarray, true_joints: np.ndarray,
@@ -83,22 +95,20 @@ def eval_pose2mesh(*, data: str, posenet: str, model: str, out: str, predictions
                  "pose_pa_mpjpe": float(pose_only["pa_mpjpe"].mean())},
         "training": {"step": int(meta["step"]), "which": meta["which"],
                      "val_metrics": meta["metrics"], **{k: meta["extra"][k] for k in
-                     ("n_train", "n_val", "epochs", "seconds_per_step", "experiment", "graph")}},
+                     ("n_train", "n_val", "epochs", "experiment", "graph")}},
     }
-    with atomic_file(predictions) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, names=np.array(test.names), inputs_2d=test.inputs,
-                true_joints=test.joint_cam, true_vertices=truth_mm.astype(np.float32),
-                pred_vertices=(mesh * 1000.0).astype(np.float32),
-                pred_joints=trained["joints"].astype(np.float32), lifted_joints=lifted.astype(np.float32),
-                posenet_joints=lifted_alone.astype(np.float32),
-                untrained_joints=untrained["joints"].astype(np.float32),
-                mean_pose=mean_pose.astype(np.float32), mean_vertices=mean_mesh.astype(np.float32),
-                regressor=regressor, faces=faces,
-                **{f"{row}_{k}": v for row, scores in (("trained", trained), ("untrained", untrained),
-                                                        ("mean", baseline), ("posenet", lifted_scores))
-                   for k, v in scores.items() if k != "joints"})
+    write_npz(
+        predictions, names=np.array(test.names), inputs_2d=test.inputs,
+        true_joints=test.joint_cam, true_vertices=truth_mm.astype(np.float32),
+        pred_vertices=(mesh * 1000.0).astype(np.float32),
+        pred_joints=trained["joints"].astype(np.float32), lifted_joints=lifted.astype(np.float32),
+        posenet_joints=lifted_alone.astype(np.float32),
+        untrained_joints=untrained["joints"].astype(np.float32),
+        mean_pose=mean_pose.astype(np.float32), mean_vertices=mean_mesh.astype(np.float32),
+        regressor=regressor, faces=faces,
+        **{f"{row}_{k}": v for row, scores in (("trained", trained), ("untrained", untrained),
+                                                ("mean", baseline), ("posenet", lifted_scores))
+           for k, v in scores.items() if k != "joints"})
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     log.info("trained MPJPE %.1f PA-MPJPE %.1f MPVPE %.1f; mean pose/mesh MPJPE %.1f; untrained %.1f",

@@ -177,7 +177,7 @@ def train_posenet(*, data: str, out: str, losses_csv: str, checkpoint_dir: str, 
 
     trainer.fit(step_fn, validate_fn if val is not None else None)
     extra = {"model": model, "experiment": experiment, "n_train": len(train),
-             "n_val": len(val) if val else 0, "seconds_per_step": trainer.seconds_per_step}
+             "n_val": len(val) if val else 0}
     trainer.export(out, which="best", extra=extra)
     trainer.write_losses(losses_csv)
     return extra
@@ -251,7 +251,6 @@ def train_meshnet(*, data: str, posenet: str, out: str, losses_csv: str, checkpo
     trainer.fit(step_fn, validate_fn if val is not None else None)
     extra = {"model": model, "graph": graph, "experiment": experiment, "n_train": len(train),
              "n_val": len(val) if val else 0, "n_vertices": int(regressor.shape[1]),
-             "seconds_per_step": trainer.seconds_per_step,
              "epochs": training["steps"] * training["batch_size"] / len(train),
              # the trivial baseline: the mean root-relative training pose (mm) and mesh (m)
              "mean_pose": relative(train.joint_cam).mean(0).tolist(),

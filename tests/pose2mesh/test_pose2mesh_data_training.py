@@ -234,6 +234,15 @@ def test_predictions_recompute_the_summary(trained):
         assert len(npz["names"]) == 192
 
 
+def test_evaluation_gives_the_same_bytes_twice(trained, demo, tmp_path):
+    folder, _ = trained
+    eval_pose2mesh(data=str(demo), posenet=folder / "posenet.pt", model=folder / "model.pt",
+                   out=tmp_path / "eval.json", predictions=tmp_path / "predictions.npz",
+                   experiment="adam", replicate=0, split=SPLIT, device="cpu")
+    for name in ("eval.json", "predictions.npz"):
+        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), name
+
+
 def test_untrained_model_is_stage_two_at_step_zero(trained, demo):
     folder, _ = trained
     faces = h36m.mesh_faces(demo)
