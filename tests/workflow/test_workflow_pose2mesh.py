@@ -123,7 +123,8 @@ def test_changing_the_laplacian_rescaling_replans_meshnet_not_posenet(tiny_run):
 
 def test_a_new_experiment_and_a_second_replicate_add_only_their_jobs(tiny_run):
     config = changed(experiments={"rmsprop": {}, "adam": {"optimizer": "adam"},
-                                  "adamfast": {"optimizer": "adam", "lr": 0.01}})
+                                  "adamfast": {"optimizer": "adam", "lr": 0.01}},
+                     run=["rmsprop", "adam", "adamfast"])
     counts, experiments, text = planned(tiny_run, config)
     assert counts == Counter({rule: 1 for rule in RUN_RULES} | {"tabulate_pose2mesh": 1}), text
     assert experiments == {"adamfast"}, text
