@@ -5,6 +5,9 @@ times by heavy-edge matching: vertices are visited in order of increasing degree
 unmatched vertex i pairs with the unmatched neighbour j maximising the normalized cut weight
 (2 W_ij + W_ii + W_jj) / (d_i + d_j) (Graclus), or stays alone. Matched pairs and singletons become
 the vertices of the next level, whose edge weights are the sums of the weights between clusters.
+(W_ii is the diagonal: the weight inside a cluster. The release reads the first stored entry of
+row i instead, which is the diagonal only when the row has one and it comes first; vertices are
+visited in a stable sort by degree, so the matching, like everything else, is the same every run.)
 
 The levels are then renumbered into a binary tree: the coarsest level keeps its order, and
 coarse vertex i of level l + 1 has children 2i and 2i + 1 in level l. A singleton's second child,
