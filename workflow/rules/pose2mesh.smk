@@ -47,7 +47,7 @@ rule train_posenet:
     wildcard_constraints:
         p2m_experiment=one_of(P2M_EXPERIMENTS),
     # One thread (see train_neural_parts); 0.008 s per step measured on one CPU core (demo sizes),
-    # ~9 s per job of which ~6 s read the data. Released sizes (hidden 4096): the GPU.
+    # 5.5-8 CPU-s per job, most of it reading the data. Released sizes (hidden 4096): the GPU.
     threads: 1
     resources:
         mem_mb=memory_mb(3000),
@@ -84,7 +84,7 @@ rule train_meshnet:
     wildcard_constraints:
         p2m_experiment=one_of(P2M_EXPERIMENTS),
     # One thread; 0.11 s per step measured on one CPU core (demo: width 32, 992-vertex finest
-    # level, batch 32), ~32 s per job. Released sizes (width 256, 12288 vertices): the GPU.
+    # level, batch 32), ~25 CPU-s per job (200 steps). Released sizes (width 256, 12288 vertices): GPU.
     threads: 1
     resources:
         mem_mb=memory_mb(4000),
