@@ -31,6 +31,7 @@ from shapepose.errors import InputError
 from shapepose.pose2mesh.cameras import cam2pixel, world2cam
 from shapepose.pose2mesh.demo import BODY_MODEL, pose_from_params
 from shapepose.pose2mesh.joints import N_JOINTS, ROOT
+from shapepose.pose2mesh.smpl import load_smpl
 
 REGRESSOR = "J_regressor_h36m_correct.npy"
 DETECTIONS = "absnet_output_on_testset.json"
@@ -77,8 +78,11 @@ def read_regressor(root, n_vertices: int) -> np.ndarray:
     return regressor.astype(np.float32)
 
 
-def mesh_faces(root) -> np.ndarray:
-    """The faces of the body model the parameter files pose (the demo's coarse template)."""
+def mesh_faces(smpl_model: str | None = None) -> np.ndarray:
+    """The faces of the body model the parameter files pose: SMPL's when `smpl_model` is given
+    (real data), else the demo's coarse template."""
+    if smpl_model is not None:
+        return load_smpl(smpl_model).faces
     return load_coarse_template().faces.astype(np.int64)
 
 
@@ -115,11 +119,10 @@ def _subject_samples(root, subject: int, subsample: int) -> list[dict]:
     joints = _load_json(joint_path)
     param_path = annotation_path(root, subject, "smpl_param")
     params = _load_json(param_path)
-    model = params.get("body_model")
-    if model != BODY_MODEL:
+    model = params.pop("body_model", "smpl")  # the real files are SMPL fits and say nothing
+    if model not in (BODY_MODEL, "smpl"):
         raise InputError(param_path, f"body parameters are for {model!r}; this reader poses "
-                                     f"{BODY_MODEL!r} bodies only (SMPL is not implemented)",
-                         key="body_model")
+                                     f"{BODY_MODEL!r} and 'smpl' bodies", key="body_model")
     frames_of = defaultdict(set)
     for img in images.values():
         frames_of[(img["action_idx"], img["subaction_idx"])].add(img["frame_idx"])
@@ -154,14 +157,17 @@ def _subject_samples(root, subject: int, subsample: int) -> list[dict]:
         except KeyError:
             continue  # the release skips frames without a fit
         samples.append({"img": img, "bbox": boxes.get(image_id), "world": world,
-                        "camera": cameras[c], "param": param, "param_path": param_path})
+                        "camera": cameras[c], "param": param, "param_path": param_path,
+                        "model": model})
     return samples
 
 
 def read_split(root, subjects, subsample: int, regressor: np.ndarray,
-               fitting_threshold: float, detections: str | None = None) -> Samples:
+               fitting_threshold: float, detections: str | None = None,
+               smpl_model: str | None = None) -> Samples:
     """The samples of `subjects` (see the module docstring); `detections`: the detected-2D file
-    whose poses replace the projections (its frames must be exactly these, by name)."""
+    whose poses replace the projections (its frames must be exactly these, by name);
+    `smpl_model`: the SMPL file that SMPL parameters need."""
     rows = []
     for subject in subjects:
         rows.extend(_subject_samples(root, int(subject), int(subsample)))
@@ -178,16 +184,26 @@ def read_split(root, subjects, subsample: int, regressor: np.ndarray,
         img = row["img"]
         frames[(img["subject"], img["action_idx"], img["subaction_idx"], img["frame_idx"])].append(i)
     by_body = defaultdict(list)  # one posing call per body, each frame posed once
+    smpl = None
     for (subject, action, subaction, frame), members in frames.items():
         first = rows[members[0]]
+        if first["model"] == "smpl":
+            smpl = smpl or load_smpl(smpl_model)
+            by_body["smpl"].append((smpl, members))
+            continue
         body = _body(first["param"]["shape"], first["param_path"],
                      f"{action}/{subaction}/{frame}", bodies)
         by_body[id(body)].append((body, members))
     for groups in by_body.values():
         body = groups[0][0]
         params = [rows[members[0]]["param"] for _, members in groups]
-        world_vertices = pose_from_params(body, np.stack([p["pose"] for p in params]),
-                                          np.stack([p["trans"] for p in params])) * 1000.0
+        pose = np.stack([np.asarray(p["pose"], dtype=np.float64) for p in params])
+        trans = np.stack([np.asarray(p["trans"], dtype=np.float64).reshape(3) for p in params])
+        if body is smpl:
+            world_vertices = smpl.vertices(pose, np.stack([p["shape"] for p in params]),
+                                           trans) * 1000.0
+        else:
+            world_vertices = pose_from_params(body, pose, trans) * 1000.0
         for (_, members), vertices in zip(groups, world_vertices):
             for i in members:
                 cam = rows[i]["camera"]

@@ -59,13 +59,15 @@ def _means(scores: dict) -> dict[str, float]:
 
 
 def eval_pose2mesh(*, data: str, posenet: str, model: str, out: str, predictions: str,
-                   experiment: str, replicate: int, split: dict, device: str) -> dict:
+                   experiment: str, replicate: int, split: dict, device: str,
+                   smpl_model: str | None = None) -> dict:
     """Write `out` (summary JSON) and `predictions` (npz); returns the summary."""
     device = pick_device(device)
-    faces = h36m.mesh_faces(data)
+    faces = h36m.mesh_faces(smpl_model)
     regressor = h36m.read_regressor(data, int(faces.max()) + 1)
     test = h36m.read_split(data, TEST_SUBJECTS, split["subsample"]["test"], regressor,
-                           split["fitting_threshold"], detections=f"{data}/{h36m.DETECTIONS}")
+                           split["fitting_threshold"], detections=f"{data}/{h36m.DETECTIONS}",
+                           smpl_model=smpl_model)
     truth_mm = test.mesh * 1000.0
     log.info("Pose2Mesh %s r%d: %d test samples (S9, S11, detected 2D)", experiment, replicate,
              len(test))

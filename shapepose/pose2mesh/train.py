@@ -96,17 +96,18 @@ def noisy(pixels: np.ndarray, noise: dict, rng: np.random.Generator) -> np.ndarr
     return pixels + offset * moved[..., None]
 
 
-def load_splits(data_root: str, split: dict, noise: dict, seed: int):
+def load_splits(data_root: str, split: dict, noise: dict, seed: int,
+                smpl_model: str | None = None):
     """(train, val, regressor, faces); val inputs carry noise drawn once from their own stream."""
-    faces = h36m.mesh_faces(data_root)
+    faces = h36m.mesh_faces(smpl_model)
     regressor = h36m.read_regressor(data_root, int(faces.max()) + 1)
     val_subjects = [int(s) for s in split["val_subjects"]]
     train_subjects = [s for s in TRAIN_SUBJECTS if s not in val_subjects]
     sub = split["subsample"]
     train = h36m.read_split(data_root, train_subjects, sub["train"], regressor,
-                            split["fitting_threshold"])
+                            split["fitting_threshold"], smpl_model=smpl_model)
     val = h36m.read_split(data_root, val_subjects, sub["val"], regressor,
-                          split["fitting_threshold"]) if val_subjects else None
+                          split["fitting_threshold"], smpl_model=smpl_model) if val_subjects else None
     if val is not None:
         val.inputs = noisy(val.inputs, noise, derive_rng(seed, STAGE, "val_noise")).astype(np.float32)
     return train, val, regressor, faces
@@ -146,10 +147,10 @@ def _trainer(checkpoint_dir, fingerprint, modules, optimizer, scheduler, seed, d
 
 def train_posenet(*, data: str, out: str, losses_csv: str, checkpoint_dir: str, experiment: dict,
                   seed: int, device: str, split: dict, noise: dict, model: dict,
-                  training: dict) -> dict:
+                  training: dict, smpl_model: str | None = None) -> dict:
     """Stage 1; exports the best PoseNet by validation MPJPE (mm, lifted pose) to `out`."""
     device = pick_device(device)
-    train, val, _, _ = load_splits(data, split, noise, seed)
+    train, val, _, _ = load_splits(data, split, noise, seed, smpl_model)
     log.info("PoseNet: %d train, %d val samples, %s lr %g, device %s", len(train),
              len(val) if val else 0, experiment["optimizer"], experiment["lr"], device)
     net = initial_posenet(model, seed).to(device)
@@ -157,7 +158,7 @@ def train_posenet(*, data: str, out: str, losses_csv: str, checkpoint_dir: str, 
     scheduler = step_schedule(optimizer, training, len(train))
     targets = torch.from_numpy(relative(train.joint_cam)).to(device)
     fingerprint = {"experiment": experiment, "split": split, "noise": noise, "model": model,
-                   "training": training, "data": data_fingerprint([data])}
+                   "training": training, "data": data_fingerprint([data] + ([smpl_model] if smpl_model else []))}
     trainer = _trainer(checkpoint_dir, fingerprint, {"posenet": net}, optimizer, scheduler, seed,
                        device, training, val is not None, "posenet")
 
@@ -199,10 +200,10 @@ def initial_pose2mesh(posenet_path: str, model: dict, graph: dict, faces: np.nda
 
 def train_meshnet(*, data: str, posenet: str, out: str, losses_csv: str, checkpoint_dir: str,
                   experiment: dict, seed: int, device: str, split: dict, noise: dict, model: dict,
-                  graph: dict, losses: dict, training: dict) -> dict:
+                  graph: dict, losses: dict, training: dict, smpl_model: str | None = None) -> dict:
     """Stage 2; exports the best whole model by validation MPJPE (joints regressed from the mesh)."""
     device = pick_device(device)
-    train, val, regressor, faces = load_splits(data, split, noise, seed)
+    train, val, regressor, faces = load_splits(data, split, noise, seed, smpl_model)
     loss_config = section(LossConfig, losses, where="pose2mesh.losses")
     graph = {"levels": graph["levels"], "rescaling": experiment["rescaling"]}
     net = initial_pose2mesh(posenet, model, graph, faces, regressor.shape[1], seed).to(device)
@@ -221,7 +222,7 @@ def train_meshnet(*, data: str, posenet: str, out: str, losses_csv: str, checkpo
     faces_t = torch.from_numpy(faces).to(device)
     fingerprint = {"experiment": experiment, "split": split, "noise": noise, "model": model,
                    "graph": graph, "losses": asdict(loss_config), "training": training,
-                   "data": data_fingerprint([data]), "posenet": data_fingerprint([posenet])}
+                   "data": data_fingerprint([data] + ([smpl_model] if smpl_model else [])), "posenet": data_fingerprint([posenet])}
     trainer = _trainer(checkpoint_dir, fingerprint, {"pose2mesh": net}, optimizer, scheduler, seed,
                        device, training, val is not None, "meshnet")
 

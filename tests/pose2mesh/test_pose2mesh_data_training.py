@@ -157,10 +157,13 @@ def test_detection_count_disagreeing_with_the_test_frames(demo, tmp_path):
 def test_parameters_of_another_body_model(demo, tmp_path):
     root = copy_of(demo, tmp_path)
     path = root / "annotations/Human36M_subject1_smpl_param.json"
-    _edit(path, lambda c: c.update(body_model="smpl"))
-    with pytest.raises(InputError, match="'smpl'") as info:
+    _edit(path, lambda c: c.update(body_model="star"))
+    with pytest.raises(InputError, match="'star'") as info:
         h36m.read_split(root, [1], 2, h36m.read_regressor(root, 752), 25.0)
-    assert info.value.key == "body_model"
+    assert info.value.key == "body_model" and info.value.path == str(path)
+    _edit(path, lambda c: c.pop("body_model"))  # the real files: SMPL fits, no key
+    with pytest.raises(InputError, match="set pose2mesh.smpl_model"):
+        h36m.read_split(root, [1], 2, h36m.read_regressor(root, 752), 25.0)
 
 
 # ---- training -----------------------------------------------------------------------------------
@@ -245,7 +248,7 @@ def test_evaluation_gives_the_same_bytes_twice(trained, demo, tmp_path):
 
 def test_untrained_model_is_stage_two_at_step_zero(trained, demo):
     folder, _ = trained
-    faces = h36m.mesh_faces(demo)
+    faces = h36m.mesh_faces()
     first = p2m_train.load_pose2mesh(folder / "model.pt", faces, "cpu", untrained=True,
                                      posenet_path=folder / "posenet.pt")
     again = p2m_train.load_pose2mesh(folder / "model.pt", faces, "cpu", untrained=True,
@@ -302,3 +305,33 @@ def test_resume_after_sigterm_is_bit_identical(stage, demo, tmp_path, monkeypatc
                 assert torch.equal(a[key][k], b[key][k]), (key, k)
     losses = "posenet.csv" if stage == "posenet" else "losses.csv"
     assert (runs["straight"] / losses).read_bytes() == (runs["stopped"] / losses).read_bytes()
+
+
+def test_reader_poses_smpl_fits_in_the_camera_frame(demo, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_pose2mesh_geometry import _toy_smpl
+
+    root = copy_of(demo, tmp_path)
+    toy = _toy_smpl(tmp_path)
+    path = root / "annotations/Human36M_subject9_smpl_param.json"
+    trans = [0.1, -0.2, 0.3]
+
+    def to_smpl(content):
+        content.pop("body_model")
+        for action in content.values():
+            for sub in action.values():
+                for frame in sub:
+                    sub[frame] = {"pose": [0.0] * 9, "shape": [0.0] * 4, "trans": trans}
+
+    _edit(path, to_smpl)
+    regressor = np.full((17, 12), 1 / 12)
+    samples = h36m.read_split(root, [9], 2, regressor, 1e9, smpl_model=tmp_path / "smpl.npz")
+    cameras = json.loads((root / "annotations/Human36M_subject9_camera.json").read_text())
+    cam = cameras[str(int(samples.names[0].split("_ca_")[1][:2]))]
+    world = (toy["v_template"] + trans) * 1000.0
+    expected = (world @ np.array(cam["R"]).T + np.array(cam["t"]) - samples.joint_cam[0, 0]) / 1000
+    assert np.allclose(samples.mesh[0], expected, atol=1e-5)
+    assert h36m.mesh_faces(tmp_path / "smpl.npz").tolist() == toy["f"].tolist()

@@ -301,3 +301,60 @@ def test_config_sections_read_config_yaml_and_the_dataclass_has_no_defaults():
     for stage in ("posenet", "meshnet"):
         assert TrainConfig.from_section(config[stage]["training"]).keep_last == 1
     assert config["defaults"] == {"optimizer": "rmsprop", "lr": 0.001, "rescaling": "corrected"}
+
+
+# ---- SMPL (real data): linear blend skinning written out per vertex -----------------------------
+
+def _toy_smpl(tmp_path, seed=0):
+    rng = np.random.default_rng(seed)
+    n_v, n_j = 12, 3
+    weights = rng.uniform(size=(n_v, n_j))
+    weights /= weights.sum(1, keepdims=True)
+    regressor = rng.uniform(size=(n_j, n_v))
+    regressor /= regressor.sum(1, keepdims=True)
+    arrays = {"v_template": rng.normal(size=(n_v, 3)), "shapedirs": rng.normal(0, 0.1, (n_v, 3, 4)),
+              "posedirs": rng.normal(0, 0.01, (n_v, 3, 9 * (n_j - 1))), "J_regressor": regressor,
+              "weights": weights, "kintree_table": np.array([[4294967295, 0, 1], [0, 1, 2]]),
+              "f": np.array([[0, 1, 2], [2, 3, 4]])}
+    np.savez(tmp_path / "smpl.npz", **arrays)
+    return arrays
+
+
+def test_smpl_skinning_by_hand(tmp_path):
+    from shapepose.pose2mesh.smpl import load_smpl
+
+    a = _toy_smpl(tmp_path)
+    model = load_smpl(tmp_path / "smpl.npz")
+    rng = np.random.default_rng(1)
+    pose, beta, trans = rng.normal(0, 0.5, (1, 9)), rng.normal(0, 1, (1, 4)), rng.normal(size=(1, 3))
+    got = model.vertices(pose, beta, trans)[0]
+    v_shaped = a["v_template"] + a["shapedirs"] @ beta[0]
+    J = a["J_regressor"] @ v_shaped
+    R = [Rotation.from_rotvec(pose[0, 3 * j:3 * j + 3]).as_matrix() for j in range(3)]
+    v_posed = v_shaped + a["posedirs"] @ np.concatenate([(r - np.eye(3)).ravel() for r in R[1:]])
+    parents = [-1, 0, 1]
+    G = []
+    for j in range(3):  # world rotation and the world position of joint j
+        if parents[j] < 0:
+            G.append((R[0], J[0]))
+        else:
+            Rp, tp = G[parents[j]]
+            G.append((Rp @ R[j], tp + Rp @ (J[j] - J[parents[j]])))
+    expected = np.stack([sum(a["weights"][v, j] * (G[j][0] @ (v_posed[v] - J[j]) + G[j][1])
+                             for j in range(3)) for v in range(12)]) + trans[0]
+    assert np.allclose(got, expected)
+    assert np.allclose(model.vertices(np.zeros((1, 9)), np.zeros((1, 4)), np.zeros((1, 3)))[0],
+                       a["v_template"])
+    far = beta.copy()
+    far[0, 0] = 3.5  # the release replaces such a fit's shape by the mean shape
+    assert np.allclose(model.vertices(np.zeros((1, 9)), far, np.zeros((1, 3)))[0], a["v_template"])
+
+
+def test_smpl_file_without_an_array_is_named(tmp_path):
+    from shapepose.errors import InputError
+    from shapepose.pose2mesh.smpl import load_smpl
+
+    np.savez(tmp_path / "bad.npz", v_template=np.zeros((3, 3)))
+    with pytest.raises(InputError, match="lacks the array") as info:
+        load_smpl(tmp_path / "bad.npz")
+    assert info.value.path == str(tmp_path / "bad.npz")

@@ -42,6 +42,7 @@ rule train_posenet:
         noise=P2M["noise"],
         model=P2M["model"],
         training=P2M["posenet"]["training"],
+        smpl_model=P2M["smpl_model"],
         device=P2M["device"],
         seed=training_seed("pose2mesh"),
     wildcard_constraints:
@@ -79,6 +80,7 @@ rule train_meshnet:
         graph=P2M["graph"],
         losses=P2M["losses"],
         training=P2M["meshnet"]["training"],
+        smpl_model=P2M["smpl_model"],
         device=P2M["device"],
         seed=training_seed("pose2mesh"),
     wildcard_constraints:
@@ -111,6 +113,7 @@ rule eval_pose2mesh:
     params:
         split=P2M["split"],
         replicate=replicate_number,
+        smpl_model=P2M["smpl_model"],
         device=P2M["device"],
     wildcard_constraints:
         p2m_experiment=one_of(P2M_EXPERIMENTS),
