@@ -25,6 +25,7 @@ include: "workflow/rules/neural_parts.smk"
 include: "workflow/rules/shape_pose.smk"
 include: "workflow/rules/pose_transfer.smk"
 include: "workflow/rules/lwgan.smk"
+include: "workflow/rules/pose2mesh.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -37,6 +38,7 @@ rule all:
         neural_parts_outputs(),
         pose_transfer_outputs(),
         lwgan_outputs(),
+        pose2mesh_outputs(),
         rules.collect_tables.output,
     default_target: True
 
@@ -57,6 +59,16 @@ rule image_branch:
 rule neural_parts:
     input:
         neural_parts_outputs(),
+
+
+rule pose_transfer:
+    input:
+        pose_transfer_outputs(),
+
+
+rule pose2mesh:
+    input:
+        pose2mesh_outputs(),
 
 
 rule lwgan:

@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"cars", "lwgan", "neural_parts", "pose_transfer", "segmentation", "shape_pose", "style"}
+STAGES = {"cars", "lwgan", "neural_parts", "pose2mesh", "pose_transfer", "segmentation", "shape_pose", "style"}
 
 
 def _stage_of(module: str) -> str | None:

@@ -33,7 +33,8 @@ def test_every_rule_names_an_existing_env():
     listed = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split()
     targets = set(RULE.findall((ROOT / "Snakefile").read_text()))
-    assert targets == {"all", "mesh_branch", "image_branch", "neural_parts", "lwgan"}
+    assert targets == {"all", "mesh_branch", "image_branch", "neural_parts", "pose_transfer", "pose2mesh",
+                       "lwgan"}
     assert set(listed) - targets == set(rules)
 
 

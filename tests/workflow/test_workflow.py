@@ -74,6 +74,7 @@ def test_default_plan(tmp_path):
     n_demo = len(config["demo_bodies"]["subjects"]) * len(config["demo_bodies"]["sequences"])
     n_parts = len(config["neural_parts"]["primitives"])
     n_styles = len(config["style_transfer"]["experiments"])
+    n_p2m = len(config["pose2mesh"]["experiments"])
     shards = config["segmentation"]["shards"]
     n_pt = len(config["pose_transfer"]["variants"])
     n_lwgan = len(config["lwgan"]["run"] or config["lwgan"]["experiments"])
@@ -101,6 +102,9 @@ def test_default_plan(tmp_path):
                               # the Liquid Warping GAN study: each run experiment trained, scored
                               "make_demo_iper": 1, "train_lwgan": n_lwgan, "eval_lwgan": n_lwgan,
                               "tabulate_lwgan": 1,
+                              # Pose2Mesh: both stages and the evaluation per experiment
+                              "make_demo_h36m": 1, "train_posenet": n_p2m, "train_meshnet": n_p2m,
+                              "eval_pose2mesh": n_p2m, "tabulate_pose2mesh": 1,
                               "tabulate_learning": 1, "collect_tables": 1, "all": 1})
     assert config["replicates"] == 1  # the counts above are per replicate
     assert len(wildcards) == n
