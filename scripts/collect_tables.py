@@ -24,6 +24,7 @@ with script_logging(snakemake):
         shape_pose_real=snakemake.input.shape_pose_real,
         shape_pose_plot=snakemake.input.shape_pose_plot,
         pose_transfer=list(snakemake.input.pose_transfer),
+        pose2mesh=list(snakemake.input.pose2mesh),
         lwgan=list(snakemake.input.lwgan),
         index=snakemake.output.index,
         **snakemake.params,

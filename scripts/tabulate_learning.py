@@ -16,6 +16,7 @@ with script_logging(snakemake):
         "segmentation": snakemake.input.losses_segmentation,
         "style_transfer": snakemake.input.losses_style,
         "pose_transfer": snakemake.input.losses_pose_transfer,
+        "pose2mesh": snakemake.input.losses_pose2mesh,
         "lwgan": snakemake.input.losses_lwgan,
     }
     summaries = {stage: {"files": list(snakemake.input[f"summary_{stage}"]),

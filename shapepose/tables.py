@@ -133,14 +133,14 @@ def collect_tables(*, learning: str | Path, learning_curves: list[str | Path],
                    style_curves: list[str | Path], style_grids: list[str | Path],
                    shape_pose: str | Path, shape_pose_real: str | Path,
                    shape_pose_plot: str | Path, pose_transfer: list[str | Path],
-                   lwgan: list[str | Path], index: str | Path, mesh_dataset: str,
+                   pose2mesh: list[str | Path], lwgan: list[str | Path], index: str | Path, mesh_dataset: str,
                    cars_dataset: str, style_experiments: list[str], pose_transfer_dataset: str,
-                   lwgan_scale: str) -> None:
+                   pose2mesh_dataset: str, lwgan_scale: str) -> None:
     """Write `index`: every metric table of both branches, in the order a reader follows them.
 
     First whether each trained stage learns (the learning table and its curves), then each
     stage's tables. style_curves and style_grids hold one file per name in `style_experiments`
-    (the first replicate's), in that order. pose_transfer and lwgan are each system's tables and
+    (the first replicate's), in that order. pose_transfer, pose2mesh and lwgan are each system's tables and
     figures, in the order shown. Each heading names the dataset and the seed's chapter.
     """
     cars = f"Car photos {cars_dataset}"
@@ -153,6 +153,7 @@ def collect_tables(*, learning: str | Path, learning_curves: list[str | Path],
             "Does each trained stage learn? (issue 15 targets)": [learning, *learning_curves],
             f"Neural Parts on {mesh_dataset} (seed 003)": [neural_parts],
             f"Neural pose transfer on {pose_transfer_dataset} (seed 000)": list(pose_transfer),
+            f"Pose2Mesh on {pose2mesh_dataset} (seed 001)": list(pose2mesh),
             f"{cars}: segmentation filters, replicate 0 (seed 002, 3.1-3.3)": [segment_filters],
             f"{cars}: frame ratio, replicate 0 (seed 002, 3.2.1)": [frame_ratio, frame_ratio_plot],
             f"{cars}: segmentation quality over replicates": [segmentation_quality],

@@ -152,7 +152,12 @@ def test_pose_transfer_and_lwgan_rows_read_their_evaluation_files(tmp_path, inpu
     lw = [_write_json(tmp_path / f"lw{r}.json", {m: {"ssim": s, "masked_l1": l1} for m, s, l1 in (
         ("trained", 0.65 + 0.01 * r, 0.10), ("untrained", 0.39, 0.17), ("paste", 0.83, 0.07))})
           for r in range(2)]
+    p2m = [_write_json(tmp_path / f"p2m{r}.json", {m: {"mpjpe": e, "pa_mpjpe": e / 2, "mpvpe": e + 20}
+                                                   for m, e in (("trained", 75.0 + r), ("untrained", 488.0),
+                                                                ("mean", 199.0))})
+           for r in range(2)]
     summaries = {"pose_transfer": {"files": pt, "groups": ["maxpool"] * 2},
+                 "pose2mesh": {"files": p2m, "groups": ["adam"] * 2},
                  "lwgan": {"files": lw, "groups": ["baseline"] * 2}}
     table = tabulate_learning(**inputs, out_csv=tmp_path / "l.csv", out_md=tmp_path / "l.md",
                               out_curves={}, summaries=summaries)
@@ -166,5 +171,9 @@ def test_pose_transfer_and_lwgan_rows_read_their_evaluation_files(tmp_path, inpu
     assert ssim["met"] == True  # noqa: E712 (a numpy bool from the frame; None would fail)
     paste = lwgan[lwgan["baseline"].str.startswith("warped")].iloc[0]
     assert paste["met"] == False  # noqa: E712
+    p2m_rows = table[table["stage"] == "Pose2Mesh"]
+    assert len(p2m_rows) == 3 and p2m_rows["met"].all()
+    mpvpe = p2m_rows[p2m_rows["metric"].str.startswith("MPVPE")].iloc[0]
+    assert mpvpe["trained_mean"] == pytest.approx(95.5) and mpvpe["baseline_mean"] == pytest.approx(219.0)
     md = (tmp_path / "l.md").read_text()
     assert "0.00335 ± 7.07e-05" in md and "untrained 0.087" in md

@@ -108,9 +108,9 @@ def test_collect_tables_orders_both_branches_and_names_each_experiment(tmp_path)
             segmentation_quality=table("quality.md"), style_summary=table("style.md"),
             style_curves=style_curves, style_grids=[png, png],
             shape_pose=table("sp.md"), shape_pose_real=table("sp_real.md"), shape_pose_plot=png,
-            pose_transfer=[table("pt.md"), png], lwgan=[table("lw_study.md"), table("lw.md"), png],
+            pose_transfer=[table("pt.md"), png], pose2mesh=[table("p2m.md"), png, png], lwgan=[table("lw_study.md"), table("lw.md"), png],
             index=index, mesh_dataset="meshes_x", cars_dataset="cars_y", style_experiments=experiments,
-            pose_transfer_dataset="npt_x", lwgan_scale="demo scale")
+            pose_transfer_dataset="npt_x", pose2mesh_dataset="h36m_x", lwgan_scale="demo scale")
 
     collect([png, png], out)
     text = out.read_text()
@@ -119,6 +119,7 @@ def test_collect_tables_orders_both_branches_and_names_each_experiment(tmp_path)
         "## Does each trained stage learn? (issue 15 targets)",
         "## Neural Parts on meshes_x (seed 003)",
         "## Neural pose transfer on npt_x (seed 000)",
+        "## Pose2Mesh on h36m_x (seed 001)",
         "## Car photos cars_y: segmentation filters, replicate 0 (seed 002, 3.1-3.3)",
         "## Car photos cars_y: frame ratio, replicate 0 (seed 002, 3.2.1)",
         "## Car photos cars_y: segmentation quality over replicates",
@@ -129,7 +130,7 @@ def test_collect_tables_orders_both_branches_and_names_each_experiment(tmp_path)
         "## Car photos cars_y: shape and pose on real cut-outs (seed 002 figures 6.5, 7.1)",
         "## Liquid Warping GAN on iPER, demo scale (seed 004)",
     ]
-    assert text.index("| learning |") < text.index("| np |") < text.index("| pt |") < text.index("| style |") \
+    assert text.index("| learning |") < text.index("| np |") < text.index("| pt |") < text.index("| p2m |") < text.index("| style |") \
         < text.index("| sp |") < text.index("| lw_study |") < text.index("| lw |")
     with pytest.raises(ValueError):  # one curve per experiment, or the headings would lie
         collect([png], tmp_path / "x.md")

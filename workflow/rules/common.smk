@@ -360,6 +360,7 @@ def _learning_scale():
         "Neural Parts": NEURAL_PARTS["training"]["steps"],
         "style transfer": STYLE["training"]["steps"],
         "pose transfer": config["pose_transfer"]["training"]["steps"],
+        "Pose2Mesh (MeshNet)": config["pose2mesh"]["meshnet"]["training"]["steps"],
         "Liquid Warping GAN": config["lwgan"]["training"]["steps"],
     }
     if segmenter_train_set() is not None:
@@ -372,7 +373,7 @@ LEARNING_STYLE = [e for e in [config["learning"]["style_experiment"]] if e in ST
 LEARNING_SEGMENTER = segmenter_train_set() is not None
 LEARNING_STAGES = ["shape_pose", "neural_parts"] + (["segmentation"] if LEARNING_SEGMENTER else []) + (
     ["style_transfer"] if LEARNING_STYLE else []
-) + ["pose_transfer", "lwgan"]
+) + ["pose_transfer", "pose2mesh", "lwgan"]
 
 
 # ---- Every wildcard's constraint, in one place --------------------------------------------------

@@ -31,8 +31,10 @@ rule tabulate_learning:
         summary_pose_transfer=expand(
             rules.eval_pose_transfer.output.metrics, pt_variant=PT_VARIANTS, replicate=REPLICATES, pt_test="seen"
         ),
+        summary_pose2mesh=p2m_runs(rules.eval_pose2mesh.output.metrics),
         summary_lwgan=expand(rules.eval_lwgan.output.metrics, lw_experiment=LWGAN_EXPERIMENTS, replicate=REPLICATES),
         losses_pose_transfer=expand(rules.train_pose_transfer.output.losses, pt_variant=PT_VARIANTS, replicate=REPLICATES),
+        losses_pose2mesh=p2m_runs(rules.train_meshnet.output.losses),
         losses_lwgan=expand(rules.train_lwgan.output.losses, lw_experiment=LWGAN_EXPERIMENTS, replicate=REPLICATES),
     output:
         csv=report(
@@ -68,10 +70,12 @@ rule tabulate_learning:
             "segmentation": [("segmenter", r) for r in REPLICATES] if LEARNING_SEGMENTER else [],
             "style_transfer": [(e, r) for e in LEARNING_STYLE for r in REPLICATES],
             "pose_transfer": [(v, r) for v in PT_VARIANTS for r in REPLICATES],
+            "pose2mesh": [(e, r) for e in P2M_EXPERIMENTS for r in REPLICATES],
             "lwgan": [(e, r) for e in LWGAN_EXPERIMENTS for r in REPLICATES],
         },
         summary_groups={
             "pose_transfer": [v for v in PT_VARIANTS for _ in REPLICATES],
+            "pose2mesh": [e for e in P2M_EXPERIMENTS for _ in REPLICATES],
             "lwgan": [e for e in LWGAN_EXPERIMENTS for _ in REPLICATES],
         },
         stages=LEARNING_STAGES,
@@ -116,6 +120,11 @@ rule collect_tables:
         shape_pose_real=rules.tabulate_shape_pose.output.real_md,
         shape_pose_plot=rules.tabulate_shape_pose.output.plot,
         pose_transfer=[rules.tabulate_pose_transfer.output.md, rules.draw_pose_transfer_grid.output.grid],
+        pose2mesh=[
+            rules.tabulate_pose2mesh.output.md,
+            rules.tabulate_pose2mesh.output.curves,
+            rules.tabulate_pose2mesh.output.figure,
+        ],
         lwgan=[
             rules.tabulate_lwgan.output.study_md,
             rules.tabulate_lwgan.output.metrics_md,
@@ -133,6 +142,7 @@ rule collect_tables:
         cars_dataset=CARS,
         style_experiments=STYLE_EXPERIMENTS,
         pose_transfer_dataset=PT_DATASET,
+        pose2mesh_dataset=P2M_DATASET,
         lwgan_scale="demo scale" if LWGAN_DEMO else "full scale",
     # Markdown from the tables already written: 0.14 s measured; the interpreter is most of it.
     threads: 1
