@@ -9,7 +9,6 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial import procrustes
 from scipy.spatial.transform import Rotation
 
-from shapepose.bodies import 
 from shapepose.bodies.coarse import load_coarse_template
 from shapepose.pose2mesh import graph
 from shapepose.pose2mesh.cameras import cam2pixel, h36m_camera, world2cam
