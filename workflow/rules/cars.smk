@@ -15,6 +15,7 @@ if CARS_DEMO:
             shape=config["demo_cars"]["shape"],
         # One process rendering on the CPU (EGL): 19 s and 262 MB measured for the demo set.
         threads: 1
+        priority: 20  # the first job: the segmenter, head of the longest chain, needs its photos
         resources:
             mem_mb=memory_mb(1000),
             runtime=30,

@@ -11,6 +11,7 @@ rule filter_segments:
         thresholds=config["filters"],
     # One process; measured 1.8 s and 112 MB for the demo's 60 instances (it holds one photo at
     # a time, so memory follows the photo size, not the number of instances).
+    priority: 10  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         mem_mb=memory_mb(1000),
@@ -34,6 +35,7 @@ rule fit_frame_ratio:
     params:
         split=config["normalize"]["fit_split"],
     # A least-squares fit over one ratio per render: 0.6 s and 98 MB measured on the demo.
+    priority: 10  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         mem_mb=memory_mb(500),
@@ -60,6 +62,7 @@ rule normalize_segments:
         seed=config["seed"],
         train_fraction=config["normalize"]["train_fraction"],
     # One cut-out at a time: 0.65 s and 96 MB measured on the demo; time grows with the cut-outs.
+    priority: 10  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         mem_mb=memory_mb(500),

@@ -22,15 +22,18 @@ if segmenter_train_set() is not None:
             training=config["segmentation"]["train"],
             device=config["segmentation"]["device"],
             seed=training_seed("segmentation"),
-        threads: 2
+        # One thread: a two-thread job waits for two free cores at once, and with the other
+        # branches' one-thread jobs always ready it waited 6 of the default DAG's 16 minutes
+        # (2026-12-02); its second thread also mostly spin-waits beside a busy core. Give more
+        # threads (--set-threads train_segmenter=N) on a node with cores to spare.
+        threads: 1
         # First among the jobs ready to run: it heads the longest chain (segments, cut-outs, style
-        # transfer, stylized renders, shape and pose) and takes both cores, so the one-thread jobs
-        # of the other branches fill the cores after it rather than leaving one idle beside it.
+        # transfer, stylized renders, shape and pose), and every job of that chain has a priority.
         priority: 10
         resources:
-            # 1.8 GB peak measured on two CPU cores (demo); images in a batch dominate
+            # 1.8 GB peak measured (demo); images in a batch dominate
             mem_mb=memory_mb(3000),
-            runtime=60,  # minutes; the demo default takes about 5 on two CPU cores
+            runtime=60,  # minutes; the demo default takes about 6 on one CPU core
             # Mask R-CNN training: the one job that needs a GPU at scale; `device: auto` falls back
             # to the CPU, and a local run without --resources gpu=N is not limited by it.
             gpu=1,
@@ -58,6 +61,7 @@ rule segment:
         nms_threshold=config["segmentation"]["nms_threshold"],
         mask_threshold=config["segmentation"]["mask_threshold"],
         device=config["segmentation"]["device"],
+    priority: 10  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         mem_mb=memory_mb(3000),  # 815 MB measured per demo shard
@@ -79,6 +83,7 @@ rule gather_segments:
         shards=gather.segment(SEGMENT_SHARD, allow_missing=True),
     output:
         instances=f"results/segments/{CARS}/r{{replicate}}/instances.json",
+    priority: 10  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         # every shard's instances in memory at once: 686 MB measured on the demo (masks as RLE)

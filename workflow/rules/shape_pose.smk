@@ -20,6 +20,7 @@ rule train_shape_pose:
     # One thread: two variants side by side on two cores. Demo sizes: 0.24 s per step of 16 images
     # on one core, 95-97 s for the default 400 steps (measured, machine loaded); the seed's 600k
     # steps of 16 images at 128 px want the GPU (3.5 days on a GTX 1080 Ti).
+    priority: 4  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         mem_mb=memory_mb(4000),
@@ -52,6 +53,7 @@ rule eval_shape_pose:
     # Prediction on the test split, ICP alignment on the variant's own validation split, Chamfer
     # with a k-d tree: 6.5 s per job for the demo's 40 test views on one core (about 3 s of it
     # imports).
+    priority: 3  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         mem_mb=memory_mb(2000),

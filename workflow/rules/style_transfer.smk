@@ -45,6 +45,7 @@ rule stylize:
         alpha=f"{STYLE_DIR}/alpha.csv",
     params:
         device=STYLE["device"],
+    priority: 5  # on the longest chain (segmenter, cut-outs, style transfer, shape and pose)
     threads: 1
     resources:
         mem_mb=memory_mb(2000),
