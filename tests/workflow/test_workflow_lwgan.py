@@ -13,25 +13,13 @@ from PIL import Image
 from shapepose.tables import markdown_rows
 
 from helpers.jobstats import job_counts
+from helpers import tiny
 from helpers.workflow import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "seed": 2,
-    "lwgan": {
-        "demo": {"actors": 3, "val_actors": [3], "frames": 4, "image_size": 32, "fps": 8.0,
-                 "motions": ["punching"], "scale": 1.0},
-        "model": {"image_size": 32, "conv_dim": 4, "n_blocks": 1, "n_down": 3, "ndf": 4,
-                  "d_layers": 2, "crop_kernel": 3, "background_kernel": 3},
-        "training": {"steps": 4, "batch_size": 2, "checkpoint_every": 2, "validate_every": 2,
-                     "log_every": 2, "record_every": 1, "keep_last": 1, "tensorboard": False,
-                     "val_pairs_per_video": 2},
-        "evaluation": {"window": 2, "cross_reference": None, "known_background": True},
-        "run": ["baseline", "gp10"],
-    },
-}
+TINY = {"seed": 2, "lwgan": tiny.LWGAN}
 PER_EXPERIMENT = ["train_lwgan", "eval_lwgan"]
 
 

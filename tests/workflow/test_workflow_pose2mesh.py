@@ -13,25 +13,12 @@ from PIL import Image
 from shapepose.tables import markdown_rows
 
 from helpers.jobstats import job_counts
+from helpers import tiny
 from helpers.workflow import run_snakemake
 
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "seed": 7,
-    "pose2mesh": {
-        "dataset": "tiny_p2m",
-        "demo": {"motions": ["punching", "knees"], "frames": 6, "fps": 4, "subactions": 1},
-        "split": {"subsample": {"train": 1, "val": 2, "test": 2}},
-        "model": {"posenet_hidden": 32, "meshnet_width": 16},
-        "posenet": {"training": {"steps": 12, "batch_size": 16, "lr_steps": [1],
-                                 "checkpoint_every": 6, "validate_every": 6, "log_every": 6}},
-        "meshnet": {"training": {"steps": 8, "batch_size": 8, "lr_steps": [1],
-                                 "checkpoint_every": 4, "validate_every": 4, "log_every": 4}},
-        "figure_frames": 2,
-        "run": ["rmsprop", "adam"],  # config.yaml's third experiment (faithful) adds only time here
-    },
-}
+TINY = {"seed": 7, "pose2mesh": tiny.POSE2MESH}
 DATA = "results/pose2mesh/tiny_p2m"
 RUN_RULES = ["train_posenet", "train_meshnet", "eval_pose2mesh"]
 

@@ -15,26 +15,13 @@ from shapepose.tables import markdown_rows
 
 from helpers.configs import merged_config
 from helpers.jobstats import job_counts
+from helpers import tiny
 from helpers.workflow import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "seed": 5,
-    "pose_transfer": {
-        "dataset": "tiny_pt",
-        "demo": {"identities": {"train": 2, "val": 2, "test": 2}, "seen_poses": 3, "unseen_poses": 1,
-                 "motions": ["knees", "punching"], "val_pairs": 2, "test_pairs": 3},
-        "defaults": {"width": 16},
-        # two of the three variants (config.yaml's third, spadabin, is left out: a job less per
-        # list and stage, and the replan tests need only two)
-        "variants": {"original": {}, "maxpool": {"pose_pooling": "max", "first_block_normalized": False}},
-        "training": {"steps": 4, "batch_size": 2, "checkpoint_every": 2, "validate_every": 2,
-                     "log_every": 2, "val_pairs": 2},
-        "figure": {"n_pairs": 2, "size": 48},
-    },
-}
+TINY = {"seed": 5, "pose_transfer": tiny.POSE_TRANSFER}
 VARIANTS = ["original", "maxpool"]
 PER_VARIANT = {"train_pose_transfer": 1, "eval_pose_transfer": 2}
 

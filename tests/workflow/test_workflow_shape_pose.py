@@ -1,5 +1,6 @@
 """Shape and pose in the workflow: a tiny run of the whole DAG, table 6.2, the report, and replanning."""
 
+import copy
 import csv
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ from PIL import Image
 
 from shapepose.tables import markdown_rows
 
+from helpers import tiny as toy
 from helpers.configs import merged_config
 from helpers.jobstats import job_counts
 from helpers.workflow import run_snakemake
@@ -22,10 +24,10 @@ CARS = "tiny_sp"
 EXPERIMENT = "tight"
 VARIANTS = ["untrained", "original", EXPERIMENT]  # the table's order: untrained first
 TEST_SETS = ["original", EXPERIMENT]
-# The whole workflow at toy size (50 s on two idle cores): every branch feeds collect_tables and
+# The whole workflow at toy size (133 s on two idle cores, 2026-12-02): every branch feeds collect_tables and
 # the report. The run replaces config.yaml by config.yaml merged with these settings and with its
-# style experiments replaced by the one here (they would stay otherwise:
-# tests/helpers/configs.py).
+# style experiments and pose-transfer variants replaced by the ones here (they would stay
+# otherwise: tests/helpers/configs.py).
 TINY = {
     "seed": 13,
     "meshes": {"dataset": "tiny_sp_meshes", "registrations": "demo", "subjects": ["50002"],
@@ -72,13 +74,17 @@ TINY = {
                        "alignment": {"models": 1, "views_per_model": 2, "icp_iterations": 5},
                        "real_masks": {"size": 32, "kde_points": 20}},
     },
+    # the other systems that feed collect_tables, at their own workflow tests' toy sizes
+    "pose_transfer": copy.deepcopy(toy.POSE_TRANSFER),
+    "pose2mesh": copy.deepcopy(toy.POSE2MESH),
+    "lwgan": copy.deepcopy(toy.LWGAN),
 }
 N_REAL_TEST, N_TEST_VIEWS = 2, 3
 SHAPE_POSE_RULES = ["train_shape_pose", "eval_shape_pose", "eval_real_masks", "tabulate_shape_pose"]
 
 
 def snakemake(workdir, *args, config, check=True):
-    proc = run_snakemake(workdir, *args, config=merged_config(config, replace=("style_transfer.experiments",)),
+    proc = run_snakemake(workdir, *args, config=merged_config(config, replace=("style_transfer.experiments", "pose_transfer.variants")),
                          replace=True, check=check)
     return proc.stdout + proc.stderr
 
@@ -242,6 +248,8 @@ def test_a_second_replicate_plans_only_its_own_jobs_and_the_tables_that_pool_the
     more["replicates"] = 2
     text = snakemake(workdir, "-n", config=more)
     n_variants = len(VARIANTS)
+    n_pt, n_p2m, n_lwgan = (len(config["pose_transfer"]["variants"]), len(config["pose2mesh"]["run"]),
+                            len(config["lwgan"]["run"]))
     assert job_counts(text) == Counter({
         "train_segmenter": 1, "segment": 1, "gather_segments": 1, "filter_segments": 1,
         "normalize_segments": 1, "tabulate_segments": 1, "summarize_segments": 1,
@@ -250,6 +258,10 @@ def test_a_second_replicate_plans_only_its_own_jobs_and_the_tables_that_pool_the
         "train_shape_pose": n_variants - 1, "eval_shape_pose": n_variants * len(TEST_SETS),
         "eval_real_masks": n_variants, "tabulate_shape_pose": 1,
         "train_neural_parts": 1, "eval_neural_parts": 2, "tabulate_neural_parts": 1,
+        # the other systems: replicate 1 of each variant or experiment, and the tables pooling them
+        "train_pose_transfer": n_pt, "eval_pose_transfer": 2 * n_pt, "tabulate_pose_transfer": 1,
+        "train_posenet": n_p2m, "train_meshnet": n_p2m, "eval_pose2mesh": n_p2m, "tabulate_pose2mesh": 1,
+        "train_lwgan": n_lwgan, "eval_lwgan": n_lwgan, "tabulate_lwgan": 1,
         "tabulate_learning": 1, "collect_tables": 1, "all": 1}), text
     assert "replicate=0" not in text and "replicate=1" in text, text
 
