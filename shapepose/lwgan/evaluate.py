@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from shapepose.io import atomic_file
+from shapepose.io import atomic_file, write_npz
 from shapepose.lwgan.data import posed_vertices, read_split
 from shapepose.lwgan.flow import FrameGeometry, condition_map
 from shapepose.lwgan.learned_metrics import learned_metrics
@@ -120,14 +120,11 @@ def evaluate_lwgan(*, model: str, data: str, metrics: str, predictions: str, str
     per_frame = {m: {k: np.array([frame_metrics(pred[m][i], pred["reference"][i], pred["body"][i])[k]
                                   for i in range(len(pairs))]) for k in ("ssim", "psnr", "masked_l1")}
                  for m in METHODS}
-    with atomic_file(predictions) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, pairs=np.array([(v, s, r) for v, s, r in pairs]),
-                                videos=np.array([videos[v].name for v, _, _ in pairs]),
-                                **{m: pred[m] for m in METHODS}, reference=pred["reference"],
-                                source=pred["source"], body=pred["body"],
-                                **{f"{m}_{k}": per_frame[m][k] for m in METHODS
-                                   for k in per_frame[m]})
+    write_npz(predictions, pairs=np.array([(v, s, r) for v, s, r in pairs]),
+              videos=np.array([videos[v].name for v, _, _ in pairs]),
+              **{m: pred[m] for m in METHODS}, reference=pred["reference"],
+              source=pred["source"], body=pred["body"],
+              **{f"{m}_{k}": per_frame[m][k] for m in METHODS for k in per_frame[m]})
     summary = summarize(per_frame)
     actions = np.array([videos[v].name.rsplit("/", 1)[-1] for v, _, _ in pairs])
     by_action = {}

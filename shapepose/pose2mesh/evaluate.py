@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-import zipfile
 
 import numpy as np
 import torch
 
-from shapepose.io.atomic import atomic_file
+from shapepose.io import atomic_file, write_npz
 from shapepose.pose2mesh import data as h36m
 from shapepose.pose2mesh.joints import TEST_SUBJECTS
 from shapepose.pose2mesh.metrics import mpjpe, mpvpe, pa_mpjpe
@@ -32,17 +31,6 @@ from shapepose.pose2mesh.train import load_pose2mesh, load_posenet, predict
 from shapepose.training import load_exported, pick_device
 
 log = logging.getLogger(__name__)
-
-
-def write_npz(path, **arrays: np.ndarray) -> None:
-    """`np.savez_compressed` with fixed member timestamps, so the same arrays give the same bytes
-    (numpy stamps each member with the current time)."""
-    with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def mesh_scores(mesh_mm: np.ndarray, true_mesh_mm: np.ndarray, true_joints: np.ndarray,

@@ -11,15 +11,13 @@ recomputed with `metrics.pmd`.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import zipfile
 
 import numpy as np
 
 from shapepose.errors import InputError
-from shapepose.io import atomic_file
+from shapepose.io import atomic_file, write_npz
 from shapepose.pose_transfer.meshes import MeshStore, read_triples
 from shapepose.pose_transfer.metrics import mean_vertex_distance, pmd, vertex_rms_mm
 from shapepose.pose_transfer.train import STAGE, load_model, predict, triple_arrays
@@ -30,20 +28,6 @@ log = logging.getLogger(__name__)
 
 # what each row of the JSON calls a prediction, in the order the table shows them
 METHODS = ("trained", "untrained", "identity_mesh", "pose_mesh")
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    """What np.savez_compressed writes, with every member dated 1980-01-01 instead of now, so the
-    same arrays give the same bytes (np.load reads it as any .npz)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, member.getvalue())
-    return buffer.getvalue()
 
 
 def check_replicate(model_path: str, meta: dict, seed: int, replicate: int) -> None:
@@ -103,13 +87,10 @@ def eval_pose_transfer(*, model_path: str, meshes: str, test_list: str, out: str
              "mesh %.3g, pose mesh %.3g", result["variant"], replicate, test, len(triples),
              result["pmd_trained"], result["pmd_untrained"], result["pmd_identity_mesh"],
              result["pmd_pose_mesh"])
-    archive = npz_bytes(predicted=answers["trained"], untrained=answers["untrained"],
-                        ground_truth=arrays["ground_truth"], identity=arrays["identity"],
-                        pose=arrays["pose_file_order"], pose_order=arrays["pose_order"],
-                        faces=store.faces, names=np.array([[t.identity, t.pose, t.ground_truth]
-                                                           for t in triples]))
-    with atomic_file(predictions) as tmp:
-        tmp.write_bytes(archive)
+    write_npz(predictions, predicted=answers["trained"], untrained=answers["untrained"],
+              ground_truth=arrays["ground_truth"], identity=arrays["identity"],
+              pose=arrays["pose_file_order"], pose_order=arrays["pose_order"], faces=store.faces,
+              names=np.array([[t.identity, t.pose, t.ground_truth] for t in triples]))
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -396,17 +396,3 @@ def test_predict_is_in_the_identity_order_whatever_the_pose_order():
     np.testing.assert_allclose(predict(net, identity, pose[:, rng.permutation(50)], torch.device("cpu")),
                                out, atol=1e-5)
 
-
-def test_predictions_archive_is_the_same_bytes_every_time_and_loads_with_numpy(tmp_path):
-    import time
-
-    from shapepose.pose_transfer.evaluate import npz_bytes
-
-    arrays = {"predicted": np.arange(12, dtype=np.float32).reshape(2, 2, 3), "names": np.array([["a", "b", "c"]])}
-    first = npz_bytes(**arrays)
-    time.sleep(2.1)  # zip members carry a 2-second clock: a dated member would change here
-    assert npz_bytes(**arrays) == first
-    (tmp_path / "p.npz").write_bytes(first)
-    with np.load(tmp_path / "p.npz") as loaded:
-        np.testing.assert_array_equal(loaded["predicted"], arrays["predicted"])
-        assert loaded["names"].tolist() == [["a", "b", "c"]]
