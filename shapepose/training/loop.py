@@ -9,7 +9,18 @@ Its parts live beside it: checkpoint.py (the file format and directory), rng.py 
 capture), history.py (history.csv, timing.csv, TensorBoard), export.py (the exported model).
 
 Steps are counted as completed optimizer steps: `step_fn(step)` is called with step = 0, 1, ...,
-max_steps - 1, and the checkpoint written after it is `step_{step + 1:08d}.pt`.
+max_steps - 1, and the checkpoint written after it is `step_{step + 1:08d}.pt`. With
+`fit(..., batches=make_batch)` the batch of each step is made by `make_batch(step)` (inline or in
+DataLoader workers, `shapepose.training.pipeline`), put on the device, and passed as
+`step_fn(step, batch)`.
+
+No host-device synchronisation per step: `step_fn` may return its losses as (detached) tensors;
+the trainer keeps them on the device and reads them all at once at the next log, validation or
+checkpoint step (a non-finite loss is then reported with the step it happened at, before any
+checkpoint is written after it). Under several processes (`shapepose.training.distributed`)
+those losses are averaged over the ranks, so the history is the global batch's, and only rank 0
+writes anything. The fast path (mixed precision, channels-last, cuDNN autotuning, compile) is
+`self.accel` (`shapepose.training.fast`).
 """
 
 from __future__ import annotations
@@ -35,18 +46,21 @@ from shapepose.training.checkpoint import (
     CheckpointDir, CheckpointUnreadable, TrainingError, fingerprint_hash, read_checkpoint,
     step_name, write_checkpoint)
 from shapepose.training.device import pick_device
+from shapepose.training.distributed import current as current_distributed, wrap_ddp
 from shapepose.training.export import export_checkpoint
+from shapepose.training.fast import Acceleration, FastPath
 from shapepose.training.history import TensorBoardLog, write_history, write_timing
+from shapepose.training.pipeline import step_batches
 from shapepose.training.rng import capture_rng_state, restore_rng_state, seed_everything
 
 log = logging.getLogger("shapepose.training")
 
 SIGTERM_EXIT_STATUS = 143  # 128 + SIGTERM, what a shell reports for a job ended by SIGTERM
-StepFn = Callable[[int], Mapping[str, float]]
+StepFn = Callable[..., Mapping[str, "float | torch.Tensor"]]
 ValidateFn = Callable[[], Mapping[str, float]]
 
 
-CHECKPOINT_FORMAT = 2  # part of every run's identity: checkpoints of another format are stale
+CHECKPOINT_FORMAT = 3  # part of every run's identity: checkpoints of another format are stale
 
 
 @dataclass(frozen=True)
@@ -156,32 +170,57 @@ class Trainer:
                  optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
                  lr_schedulers: Mapping[str, torch.optim.lr_scheduler.LRScheduler] | None = None,
                  states: Mapping[str, object] | None = None,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None,
+                 fast_path: FastPath | Mapping | None = None,
+                 precisions: tuple[str, ...] = (),
+                 batch_size: tuple[str, int] | None = None,
+                 rule: str | None = None):
         if not modules:
             raise ValueError("Trainer needs at least one module to train")
         reserved = {"meta"} & set(modules)
         if reserved:
             raise ValueError(f"module name(s) {sorted(reserved)} are reserved for the export file")
         self.store = CheckpointDir(checkpoint_dir)
+        self.dist = current_distributed()
+        self.device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+        # precisions: what the stage's model allows besides fp32 ("bf16", "fp16")
+        self.accel = Acceleration(FastPath.from_config(fast_path), self.device, precisions)
         self.fingerprint = json.loads(json.dumps(dict(fingerprint), sort_keys=True, default=str))
         self.seed = int(seed)
         self.stage = str(stage)
         self.fingerprint_hash = fingerprint_hash({"fingerprint": self.fingerprint,
                                                   "seed": self.seed, "stage": self.stage,
+                                                  "precision": self.accel.precision,
                                                   "format": CHECKPOINT_FORMAT})
         self.modules = dict(modules)
         self.optimizers = dict(optimizers or {})
         self.lr_schedulers = dict(lr_schedulers or {})
         self.states = dict(states or {})
+        if self.accel.scaler is not None:
+            self.states["grad_scaler"] = self.accel.scaler
         clash = set(self.lr_schedulers) & set(self.states)
         if clash:
             raise ValueError(f"names {sorted(clash)} are both lr_schedulers and states")
         self.config = config
-        self.device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+        # (config key, value) of the batch size, and the rule: named when the GPU runs out of memory
+        self.batch_size = batch_size
+        self.rule = rule
         self._stop_requested = False
         self._tensorboard = None
         self._window_timer = (0.0, 0)  # (start time, steps) of the current log window, this run
         self.seconds_per_step: float | None = None  # mean over this run's log windows
+        self.accel.apply_backend_settings()
+
+    def wrap(self, module: torch.nn.Module, convolutional: bool = False):
+        """What a stage's training step calls instead of `module`: channels-last (convolutional
+        modules, when on), DistributedDataParallel (several processes) and torch.compile (when
+        on). The trainer keeps, checkpoints and exports `module` itself, and validation uses it."""
+        self.accel.prepare(module, convolutional)
+        return self.accel.compiled(wrap_ddp(module, self.device))
+
+    def shard(self, global_batch: int) -> slice:
+        """This process's slice of a step's global batch (everything in one process)."""
+        return self.dist.shard(global_batch)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -189,13 +228,21 @@ class Trainer:
 
     # ---------------------------------------------------------------- fit
 
-    def fit(self, step_fn: StepFn, validate_fn: ValidateFn | None = None) -> FitResult:
+    def fit(self, step_fn: StepFn, validate_fn: ValidateFn | None = None, *,
+            batches: Callable[[int], object] | None = None, host_batches: bool = True
+            ) -> FitResult:
         """Train until `config.max_steps`, resuming from the newest good checkpoint if any.
 
+        `batches`: the stage's batch of a step, `batches(step)`, passed to `step_fn(step, batch)`
+        on the device; `host_batches` says it is made on the host (so DataLoader workers may
+        make it, `fast_path.loader_workers`), False that it is drawn from data on the device.
         On SIGTERM the current step finishes, a checkpoint is written and `SystemExit(143)` is
         raised. A non-finite loss raises `TrainingError` naming the directory, step and loss.
+        A GPU out of memory raises `TrainingError` naming the rule and the batch size to lower.
         """
-        self.store.ensure_writable()
+        if self.dist.is_main:
+            self.store.ensure_writable()
+        self.dist.barrier()
         # deterministic kernels whoever calls (the entry scripts also fix the thread count)
         torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
         progress, resumed_from = self._resume()
@@ -204,35 +251,62 @@ class Trainer:
             log.info("training in %s is complete (step %d of %d); nothing to do",
                      self.checkpoint_dir, progress.step, cfg.max_steps)
             return self._result(progress, resumed_from)
+        log.info("fast path: %s on %s%s", self.accel.describe(), self.device,
+                 f", {self.dist.world_size} processes" if self.dist.active else "")
+        self._check_device_memory()
 
         previous_handler = self._install_sigterm_handler()
         self._tensorboard = TensorBoardLog(self.checkpoint_dir / "tensorboard", progress.step,
-                                           self.config.tensorboard)
+                                           self.config.tensorboard and self.dist.is_main)
         try:
-            self._run(step_fn, validate_fn, progress)
+            if batches is None:
+                source = None
+            else:
+                workers = self.accel.config.loader_workers if host_batches else 0
+                source = step_batches(batches, progress.step, cfg.max_steps, self.device,
+                                      workers=workers, prefetch=self.accel.config.prefetch,
+                                      pin_memory=self.accel.pin_memory and host_batches)
+            self._run(step_fn, validate_fn, progress, source)
+        except torch.OutOfMemoryError as exc:
+            raise self._out_of_memory(progress, exc) from None
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGTERM, previous_handler)
             self._tensorboard.close()
         return self._result(progress, resumed_from)
 
-    def _run(self, step_fn: StepFn, validate_fn: ValidateFn | None, progress: _Progress) -> None:
+    def _run(self, step_fn: StepFn, validate_fn: ValidateFn | None, progress: _Progress,
+             source) -> None:
         cfg = self.config
         self._window_timer = (time.perf_counter(), 0)
+        pending: list[tuple[int, Mapping]] = []  # steps done since the last read of the losses
         with tqdm(total=cfg.max_steps, initial=progress.step, file=sys.stderr,
-                  desc=f"train {self.checkpoint_dir.name}", unit="step", mininterval=2.0) as bar:
+                  desc=f"train {self.checkpoint_dir.name}", unit="step", mininterval=2.0,
+                  disable=not self.dist.is_main) as bar:
             for step in range(progress.step, cfg.max_steps):
-                losses = self._checked_losses(step_fn(step), step)
+                losses = step_fn(step) if source is None else step_fn(step, next(source))
+                if not isinstance(losses, Mapping):
+                    raise TypeError(f"step_fn must return a dict of scalar losses, got "
+                                    f"{type(losses)}")
+                self.accel.end_step()
                 for scheduler in self.lr_schedulers.values():
                     scheduler.step()
-                self._count_step(progress, losses)
+                pending.append((step, losses))
                 bar.update(1)
-                self._validate_and_log(progress, validate_fn)
-                done = progress.step
+                done = step + 1
+                stop = self.dist.any(self._stop_requested)
                 finished = done == cfg.max_steps
-                if done % cfg.checkpoint_every == 0 or finished or self._stop_requested:
+                checkpoint = done % cfg.checkpoint_every == 0 or finished or stop
+                if not (checkpoint or self._due(done)):
+                    continue  # the losses stay on the device until a step that needs them
+                for index, values in self._read_losses(pending):
+                    self._count_step(progress, values)
+                    self._validate_and_log(progress, validate_fn if index == step else None,
+                                           last=index == step)
+                pending = []
+                if checkpoint:
                     path = self._save_periodic(progress)
-                    if self._stop_requested and not finished:
+                    if stop and not finished:
                         bar.close()
                         log.warning("SIGTERM: stopped after step %d of %d; checkpoint written to "
                                     "%s; exiting with status %d", done, cfg.max_steps, path,
@@ -243,6 +317,36 @@ class Trainer:
         log.info("training finished at step %d; checkpoints in %s; %s", progress.step,
                  self.checkpoint_dir, f"{self.seconds_per_step:.4g} s per step (mean of "
                  f"{len(timed)} log windows, timing.csv)" if timed else "no step timed")
+
+    def _due(self, done: int) -> bool:
+        """Whether step `done` logs or validates (so its losses must be read now)."""
+        cfg = self.config
+        return done % cfg.log_every == 0 or (cfg.validate_every > 0 and
+                                             done % cfg.validate_every == 0)
+
+    def _read_losses(self, pending: list[tuple[int, Mapping]]) -> list[tuple[int, dict]]:
+        """The pending steps' losses as floats, in one device-to-host copy (averaged over the
+        processes when several run); the first non-finite one raises `TrainingError`."""
+        names = list(dict.fromkeys(name for _, losses in pending for name in losses))
+        tensors = [(i, n) for i, (_, losses) in enumerate(pending) for n in names
+                   if isinstance(losses.get(n), torch.Tensor)]
+        values: dict[tuple[int, str], float] = {}
+        if tensors:
+            stacked = torch.stack([pending[i][1][n].detach().reshape(()).to(torch.float64)
+                                   for i, n in tensors])
+            stacked = self.dist.mean(stacked)
+            values = dict(zip(tensors, stacked.cpu().tolist()))
+        out = []
+        for i, (step, losses) in enumerate(pending):
+            checked = {}
+            for name in losses:
+                value = values[(i, name)] if (i, name) in values else float(losses[name])
+                if not math.isfinite(value):
+                    raise TrainingError(self.checkpoint_dir, f"loss {name!r} is {value} at step "
+                                                             f"{step}; training stopped")
+                checked[str(name)] = value
+            out.append((step, checked))
+        return out
 
     def _count_step(self, progress: _Progress, losses: dict[str, float]) -> None:
         """Advance the step and add its losses to the window that the next log line averages."""
@@ -255,17 +359,19 @@ class Trainer:
         start, steps = self._window_timer
         self._window_timer = (start, steps + 1)
 
-    def _validate_and_log(self, progress: _Progress, validate_fn: ValidateFn | None) -> None:
-        """Validate and/or log when due, and append the step's history row."""
+    def _validate_and_log(self, progress: _Progress, validate_fn: ValidateFn | None,
+                          last: bool = True) -> None:
+        """Validate and/or log when due, and append the step's history row. Steps read before
+        the last of a batch of pending steps (`last=False`) only record their losses."""
         cfg, done = self.config, progress.step
         finished = done == cfg.max_steps
         row: dict = {"step": done, "losses": {}, "metrics": {}, "seconds_per_step": None}
         validate = validate_fn is not None and cfg.validate_every > 0 and (
             done % cfg.validate_every == 0 or finished)
-        logged = done % cfg.log_every == 0 or finished
+        logged = last and (done % cfg.log_every == 0 or finished)
         record_every = cfg.record_every or cfg.log_every
         recorded = done % record_every == 0 or finished
-        if validate:
+        if validate and self.dist.is_main:  # rank 0 validates alone, on the unwrapped modules
             row["metrics"] = self._validate(validate_fn, progress)
         if logged:
             start, steps = self._window_timer
@@ -280,19 +386,6 @@ class Trainer:
         if validate or logged or recorded:
             progress.history.append(row)
             self._tensorboard.add(row)
-
-    def _checked_losses(self, losses: Mapping[str, float], step: int) -> dict[str, float]:
-        """Losses as floats; the first non-finite one stops training before it is checkpointed."""
-        if not isinstance(losses, Mapping):
-            raise TypeError(f"step_fn must return a dict of scalar losses, got {type(losses)}")
-        checked = {}
-        for name, value in losses.items():
-            value = float(value)
-            if not math.isfinite(value):
-                raise TrainingError(self.checkpoint_dir, f"loss {name!r} is {value} at step "
-                                                         f"{step}; training stopped")
-            checked[str(name)] = value
-        return checked
 
     def _log_window(self, progress: _Progress, seconds_per_step: float) -> dict[str, float]:
         """Log and return the mean losses since the last log line; start a new window."""
@@ -333,7 +426,7 @@ class Trainer:
                                              else value > progress.best_value):
             progress.best_value, progress.best_step = value, progress.step
             progress.best_metrics = dict(metrics)
-            self._write(self.store.best_path, progress)
+            self._write(self.store.best_path, progress, every_rank=False)
             log.info("step %d: new best %s=%.6g, saved %s", progress.step, key, value,
                      self.store.best_path)
         return metrics
@@ -351,7 +444,13 @@ class Trainer:
 
     # ------------------------------------------------------- checkpoints
 
-    def _payload(self, progress: _Progress) -> dict:
+    def _payload(self, progress: _Progress, every_rank: bool = True) -> dict:
+        """The checkpoint's contents. Modules, optimizers and schedulers are the same on every
+        rank; the RNG states are not, so `rng_by_rank` holds each rank's (`every_rank`: gathered
+        from all, a collective every rank must reach; best.pt, written by rank 0 alone, holds
+        rank 0's)."""
+        rng = capture_rng_state(self.device)
+        by_rank = self.dist.gather_objects(rng) if every_rank else [rng]
         return {
             "format": CHECKPOINT_FORMAT,
             "step": progress.step,
@@ -364,13 +463,19 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "lr_schedulers": {k: s.state_dict() for k, s in self.lr_schedulers.items()},
             "states": {k: s.state_dict() for k, s in self.states.items()},
-            "rng": capture_rng_state(self.device),
+            "rng": rng,
+            "rng_by_rank": by_rank,
+            "fast_path": self.accel.describe(),
+            "world_size": self.dist.world_size,
             "progress": asdict(progress),
         }
 
-    def _write(self, path: Path, progress: _Progress) -> None:
+    def _write(self, path: Path, progress: _Progress, every_rank: bool = True) -> None:
+        payload = self._payload(progress, every_rank)
+        if not self.dist.is_main:
+            return
         try:
-            write_checkpoint(path, self._payload(progress))
+            write_checkpoint(path, payload)
         except OSError as exc:
             raise TrainingError(self.checkpoint_dir, f"cannot write checkpoint {path.name}: "
                                                      f"{exc.strerror or exc}") from None
@@ -378,6 +483,8 @@ class Trainer:
     def _save_periodic(self, progress: _Progress) -> Path:
         path = self.checkpoint_dir / step_name(progress.step)
         self._write(path, progress)
+        if not self.dist.is_main:
+            return path
         self.store.prune(self.config.keep_last)
         try:
             write_history(self.store.history_path, progress.history)
@@ -388,7 +495,27 @@ class Trainer:
         return path
 
     def _resume(self) -> tuple[_Progress, int | None]:
-        """Load the newest good checkpoint of this fingerprint, or seed a fresh run."""
+        """Load the newest good checkpoint of this fingerprint, or seed a fresh run.
+
+        Rank 0 chooses (and tidies the directory); the other ranks load the file it chose.
+        """
+        chosen = self._choose_checkpoint() if self.dist.is_main else None
+        chosen = self.dist.broadcast_object(chosen)
+        if chosen is None:
+            seed_everything(self.seed, self.stage, "global")
+            if self.dist.rank > 0:  # each rank its own stream (dropout masks, ...)
+                seed_everything(self.seed, self.stage, "global", "rank", self.dist.rank)
+            return _Progress(), None
+        path = Path(chosen)
+        payload = read_checkpoint(path)
+        self._load_states(path, payload)
+        progress = _Progress(**payload["progress"])
+        log.info("resuming from step %d (%s)%s", progress.step, path,
+                 f", written by {payload.get('world_size', 1)} process(es)"
+                 if payload.get("world_size", 1) != self.dist.world_size else "")
+        return progress, progress.step
+
+    def _choose_checkpoint(self) -> str | None:
         found = self.store.newest_readable()
         if found is not None:
             path, payload = found
@@ -403,13 +530,8 @@ class Trainer:
             if not self.store.periodic():
                 log.info("no usable checkpoint in %s; starting from step 0", self.checkpoint_dir)
             self.store.clear_best()  # a best.pt without its run would be exported by mistake
-            seed_everything(self.seed, self.stage, "global")
-            return _Progress(), None
-        path, payload = found
-        self._load_states(path, payload)
-        progress = _Progress(**payload["progress"])
-        log.info("resuming from step %d (%s)", progress.step, path)
-        return progress, progress.step
+            return None
+        return str(found[0])
 
     def _load_states(self, path: Path, payload: dict) -> None:
         """Put every module, optimizer, scheduler and RNG back as it was at the checkpoint."""
@@ -426,7 +548,36 @@ class Trainer:
                 except (RuntimeError, KeyError, ValueError) as exc:
                     raise TrainingError(path, f"state of {kind[:-1]} {name!r} does not fit: "
                                               f"{exc}") from None
-        restore_rng_state(payload["rng"], self.device)
+        by_rank = payload.get("rng_by_rank") or [payload["rng"]]
+        if self.dist.rank < len(by_rank):
+            restore_rng_state(by_rank[self.dist.rank], self.device)
+        else:  # a rank the checkpoint's run did not have: its own stream from this step on
+            seed_everything(self.seed, self.stage, "global", "rank", self.dist.rank, "resume",
+                            int(payload["step"]))
+
+    def _check_device_memory(self) -> None:
+        """Log the GPU's memory beside what the rule declared its real config needs."""
+        if self.device.type != "cuda":
+            return
+        total_mb = torch.cuda.get_device_properties(self.device).total_memory / 2**20
+        log.info("GPU %s: %.0f MB", torch.cuda.get_device_name(self.device), total_mb)
+
+    def _out_of_memory(self, progress: _Progress, exc: BaseException) -> TrainingError:
+        """One clear error for a GPU that is too small: the rule, the batch size to lower."""
+        where = f"rule {self.rule}" if self.rule else f"stage {self.stage}"
+        if self.device.type == "cuda":
+            total = torch.cuda.get_device_properties(self.device).total_memory / 2**30
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**30
+            device = (f"{torch.cuda.get_device_name(self.device)} ({total:.1f} GiB; "
+                      f"{peak:.1f} GiB allocated at the peak)")
+        else:
+            device = str(self.device)
+        advice = (f"lower {self.batch_size[0]} (now {self.batch_size[1]})"
+                  if self.batch_size else "lower the batch size")
+        return TrainingError(self.checkpoint_dir, f"{where}: out of memory on {device} in step "
+                                                  f"{progress.step + 1}; {advice}, or give the "
+                                                  f"rule a GPU with more memory. Training resumes "
+                                                  f"from the last checkpoint when rerun")
 
     def _result(self, progress: _Progress, resumed_from: int | None) -> FitResult:
         return FitResult(history=progress.history, best_metrics=dict(progress.best_metrics),
@@ -444,6 +595,8 @@ class Trainer:
         """
         if which not in ("best", "last"):
             raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+        if not self.dist.is_main:  # rank 0 writes the outputs
+            return Path(path)
         last = self._complete_checkpoint()
         source, chosen, metrics = last, "last", last["progress"]["last_metrics"]
         if which == "best":
@@ -457,7 +610,8 @@ class Trainer:
         meta = {**self.fingerprint, "fingerprint": self.fingerprint,
                 "fingerprint_hash": self.fingerprint_hash, "seed": self.seed, "stage": self.stage,
                 "step": source["step"], "metrics": dict(metrics), "which": chosen,
-                "extra": dict(extra or {})}
+                "fast_path": source.get("fast_path", {}),
+                "world_size": source.get("world_size", 1), "extra": dict(extra or {})}
         export_checkpoint(path, source["modules"], meta)
         log.info("exported %s state (step %d) of %s to %s", chosen, source["step"],
                  self.checkpoint_dir, path)
@@ -465,6 +619,8 @@ class Trainer:
 
     def write_losses(self, path: str | os.PathLike) -> Path:
         """Copy the finished run's history.csv to `path` (the rule's losses.csv), atomically."""
+        if not self.dist.is_main:
+            return Path(path)
         self._complete_checkpoint()
         with atomic_file(path) as tmp:
             shutil.copyfile(self.store.history_path, tmp)
