@@ -112,3 +112,54 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ------------------------------------------------------------------ the distributed toy
+
+DDP_FEATURES, DDP_OUTPUTS = 4, 2
+
+
+def ddp_toy_train(checkpoint_dir: str, out: str, *, steps: int, global_batch: int = 8,
+                  checkpoint_every: int = 5, seed: int = 7, fast_path: dict | None = None,
+                  loader_workers: int = 0) -> dict:
+    """A deterministic toy for the multi-process tests: no dropout and no global RNG, so several
+    processes at the same global batch must reproduce one process's weights.
+
+    The batch of step t is the global batch of derive_rng(seed, "ddp_toy", "batch", t); each
+    process trains on its `trainer.shard` of it through `trainer.wrap(net)`. Returns the final
+    weights (every rank) as lists, for the test to compare.
+    """
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(DDP_FEATURES, 16), torch.nn.Tanh(),
+                              torch.nn.Linear(16, DDP_OUTPUTS))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.8)
+    true_map = torch.from_numpy(derive_rng(seed, "ddp_toy", "map").normal(
+        size=(DDP_FEATURES, DDP_OUTPUTS)).astype(np.float32))
+    settings = dict(fast_path or {}, loader_workers=loader_workers)
+    config = toy_config(steps, checkpoint_every=checkpoint_every, log_every=3, record_every=1)
+    trainer = Trainer(checkpoint_dir, fingerprint={"toy": "ddp"}, seed=seed, stage="ddp_toy",
+                      modules={"model": net}, optimizers={"adam": opt},
+                      lr_schedulers={"lr": sched}, config=config, device="cpu",
+                      fast_path=settings, precisions=("bf16", "fp16"))
+    model = trainer.wrap(net)
+    part = trainer.shard(global_batch)
+
+    def make_batch(step: int) -> dict:
+        x = derive_rng(seed, "ddp_toy", "batch", step).normal(size=(global_batch, DDP_FEATURES))
+        x = x.astype(np.float32)[part]
+        return {"x": x, "y": x @ true_map.numpy()}
+
+    def step_fn(step: int, batch: dict) -> dict:
+        with trainer.accel.autocast():
+            loss = torch.nn.functional.mse_loss(model(batch["x"]).float(), batch["y"])
+        opt.zero_grad(set_to_none=True)
+        trainer.accel.backward(loss)
+        trainer.accel.step(opt)
+        return {"loss": loss.detach()}
+
+    result = trainer.fit(step_fn, batches=make_batch)
+    trainer.export(out, which="last")
+    trainer.write_losses(str(Path(out).with_suffix(".csv")))
+    return {"weights": {k: v.tolist() for k, v in net.state_dict().items()},
+            "resumed_from": result.resumed_from, "step": result.step}
