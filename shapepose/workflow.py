@@ -65,7 +65,9 @@ def script_logging(snakemake) -> Iterator[logging.Logger]:
     one is a bug rather than bad input.
     """
     log_path = snakemake.log[0] if len(snakemake.log) else None
-    stream = open(log_path, "w", buffering=1) if log_path else sys.stderr
+    if log_path:  # emptied, then appended to: a training rule's worker processes append too
+        open(log_path, "w").close()
+    stream = open(log_path, "a", buffering=1) if log_path else sys.stderr
     old_stderr = sys.stderr
     sys.stderr = stream
     held = _HeldReports()
@@ -158,8 +160,7 @@ def run_training(snakemake, train_fn, **kwargs):
     processes = processes_for(snakemake.resources.get("gpu", 0))
     kwargs.update(fast_path=snakemake.config.get("fast_path"), rule=snakemake.rule)
     log_path = snakemake.log[0] if len(snakemake.log) else None
-    if processes > 1 and log_path:
-        sys.stderr.flush()
+    sys.stderr.flush()
     try:
         return launch(train_fn, kwargs, processes, log_path=log_path, threads=snakemake.threads)
     except LaunchFailed as exc:

@@ -211,6 +211,9 @@ def launch(fn: Callable, kwargs: dict, processes: int, *, log_path: str | None =
                           monitor_interval=0.1)
     log.info("launching %d training processes (torchrun: --standalone --nproc-per-node %d)",
              processes, processes)
+    # The launcher logs a failed worker as its own traceback of the pool's join; the worker has
+    # written the real error to the log already, and the LaunchFailed below names the rank.
+    logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
     try:
         results = elastic_launch(config, _worker)(fn, kwargs, log_path, threads)
     except SignalException as exc:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -36,16 +36,16 @@ AUTO_SWITCHES = ("channels_last", "cudnn_benchmark", "pin_memory")
 
 @dataclass(frozen=True)
 class FastPath:
-    """Config `fast_path`: every switch with its config.yaml default (see there for each)."""
+    """Config `fast_path` (config.yaml holds every default and says what each switch does)."""
 
-    precision: str = "auto"          # auto | fp32 | bf16 | fp16
-    channels_last: str | bool = "auto"   # auto (CUDA only) | true | false
-    cudnn_benchmark: str | bool = "auto"
-    compile: bool = False            # torch.compile the training forward
-    loader_workers: int = 0          # DataLoader worker processes for host-side batches (0: none)
-    prefetch: int = 2                # batches each worker prepares ahead
-    pin_memory: str | bool = "auto"  # page-locked host batches (CUDA only under auto)
-    preload_mb: int = 2048           # datasets at most this big live on the device
+    precision: str                   # auto | fp32 | bf16 | fp16
+    channels_last: str | bool        # auto (CUDA only) | true | false
+    cudnn_benchmark: str | bool      # auto (CUDA only) | true | false
+    compile: bool                    # torch.compile the training forward
+    loader_workers: int              # DataLoader worker processes for host-side batches (0: none)
+    prefetch: int                    # batches each worker prepares ahead
+    pin_memory: str | bool           # page-locked host batches: auto (CUDA only) | true | false
+    preload_mb: int                  # a training set at most this big is kept on the device
 
     def __post_init__(self):
         if self.precision not in ("auto", *PRECISIONS):
@@ -59,15 +59,24 @@ class FastPath:
             raise ValueError("fast_path: loader_workers >= 0, prefetch >= 1, preload_mb >= 0")
 
     @classmethod
+    def off(cls, **changes) -> FastPath:
+        """No fast path at all (fp32, contiguous, no autotuning, no compile, inline batches): what a
+        trainer built without a config section runs (the tests' toys); `changes` turn parts on."""
+        plain = dict(precision="fp32", channels_last=False, cudnn_benchmark=False, compile=False,
+                     loader_workers=0, prefetch=2, pin_memory=False, preload_mb=0)
+        return cls(**{**plain, **changes})
+
+    @classmethod
     def from_config(cls, section: Mapping | FastPath | None) -> FastPath:
-        """The config section (None: every default, as the tests' toy trainers use)."""
+        """Config `fast_path`; a partial mapping fills the rest from `off()` (tests); None: off."""
         if section is None:
-            return cls()
+            return cls.off()
         if isinstance(section, FastPath):
             return section
         from shapepose.config import section as build
 
-        return build(cls, dict(section), where="fast_path")
+        plain = {k: v for k, v in vars(cls.off()).items() if k not in section}
+        return build(cls, {**plain, **dict(section)}, where="fast_path")
 
 
 def _on(value: str | bool, device: torch.device) -> bool:
@@ -185,12 +194,3 @@ class Acceleration:
         """torch.compile(module) when the switch is on; the module itself otherwise. The trainer
         keeps and checkpoints the original module (compiled ones prefix their state's keys)."""
         return torch.compile(module) if self.compile else module
-
-
-def fast_path_fingerprint(accel: Acceleration) -> dict:
-    """What of the fast path is part of a run's identity: the arithmetic precision."""
-    return {"precision": accel.precision}
-
-
-def asdict_fast_path(fast_path: FastPath) -> dict:
-    return asdict(fast_path)

@@ -206,6 +206,7 @@ class Trainer:
         self.batch_size = batch_size
         self.rule = rule
         self._stop_requested = False
+        self._current_step = 0  # the step being taken (named by the out-of-memory error)
         self._tensorboard = None
         self._window_timer = (0.0, 0)  # (start time, steps) of the current log window, this run
         self.seconds_per_step: float | None = None  # mean over this run's log windows
@@ -284,6 +285,7 @@ class Trainer:
                   desc=f"train {self.checkpoint_dir.name}", unit="step", mininterval=2.0,
                   disable=not self.dist.is_main) as bar:
             for step in range(progress.step, cfg.max_steps):
+                self._current_step = step
                 losses = step_fn(step) if source is None else step_fn(step, next(source))
                 if not isinstance(losses, Mapping):
                     raise TypeError(f"step_fn must return a dict of scalar losses, got "
@@ -574,8 +576,8 @@ class Trainer:
             device = str(self.device)
         advice = (f"lower {self.batch_size[0]} (now {self.batch_size[1]})"
                   if self.batch_size else "lower the batch size")
-        return TrainingError(self.checkpoint_dir, f"{where}: out of memory on {device} in step "
-                                                  f"{progress.step + 1}; {advice}, or give the "
+        return TrainingError(self.checkpoint_dir, f"{where}: out of memory on {device} at step "
+                                                  f"{self._current_step}; {advice}, or give the "
                                                   f"rule a GPU with more memory. Training resumes "
                                                   f"from the last checkpoint when rerun")
 

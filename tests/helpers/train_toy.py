@@ -91,6 +91,13 @@ def train_and_export(checkpoint_dir: str, out: str, *, steps: int, checkpoint_ev
     trainer.export(out, which="last")
 
 
+def failing_train(checkpoint_dir: str, fast_path=None, rule=None) -> None:
+    """A training function whose data is bad, as the launcher sees it from every rank."""
+    from shapepose.errors import InputError
+
+    raise InputError(Path(checkpoint_dir) / "data.h5", "frame 3 has no vertices")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", required=True)
@@ -102,16 +109,23 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--progress", default=None)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--processes", type=int, default=0,
+                        help="run ddp_toy_train in this many processes instead")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.processes:
+        from shapepose.training.distributed import launch
+        from train_toy import ddp_toy_train as train  # by module name, for spawned workers
+
+        launch(train, dict(checkpoint_dir=args.dir, out=args.out, steps=args.steps,
+                                   checkpoint_every=args.checkpoint_every, sleep=args.sleep,
+                                   progress=args.progress), processes=args.processes)
+        return
     train_and_export(args.dir, args.out, steps=args.steps, checkpoint_every=args.checkpoint_every,
                      log_every=args.log_every, validate_every=args.validate_every,
                      seed=args.seed, progress=args.progress, sleep=args.sleep)
 
-
-if __name__ == "__main__":
-    main()
 
 
 # ------------------------------------------------------------------ the distributed toy
@@ -121,7 +135,8 @@ DDP_FEATURES, DDP_OUTPUTS = 4, 2
 
 def ddp_toy_train(checkpoint_dir: str, out: str, *, steps: int, global_batch: int = 8,
                   checkpoint_every: int = 5, seed: int = 7, fast_path: dict | None = None,
-                  loader_workers: int = 0) -> dict:
+                  loader_workers: int = 0, rule: str | None = None, sleep: float = 0.0,
+                  progress: str | None = None) -> dict:
     """A deterministic toy for the multi-process tests: no dropout and no global RNG, so several
     processes at the same global batch must reproduce one process's weights.
 
@@ -141,7 +156,8 @@ def ddp_toy_train(checkpoint_dir: str, out: str, *, steps: int, global_batch: in
     trainer = Trainer(checkpoint_dir, fingerprint={"toy": "ddp"}, seed=seed, stage="ddp_toy",
                       modules={"model": net}, optimizers={"adam": opt},
                       lr_schedulers={"lr": sched}, config=config, device="cpu",
-                      fast_path=settings, precisions=("bf16", "fp16"))
+                      fast_path=settings, precisions=("bf16", "fp16"),
+                      batch_size=("toy.batch_size", global_batch), rule=rule)
     model = trainer.wrap(net)
     part = trainer.shard(global_batch)
 
@@ -156,6 +172,10 @@ def ddp_toy_train(checkpoint_dir: str, out: str, *, steps: int, global_batch: in
         opt.zero_grad(set_to_none=True)
         trainer.accel.backward(loss)
         trainer.accel.step(opt)
+        if progress and trainer.dist.is_main:
+            Path(progress).write_text(str(step + 1))
+        if sleep:
+            time.sleep(sleep)
         return {"loss": loss.detach()}
 
     result = trainer.fit(step_fn, batches=make_batch)
@@ -163,3 +183,7 @@ def ddp_toy_train(checkpoint_dir: str, out: str, *, steps: int, global_batch: in
     trainer.write_losses(str(Path(out).with_suffix(".csv")))
     return {"weights": {k: v.tolist() for k, v in net.state_dict().items()},
             "resumed_from": result.resumed_from, "step": result.step}
+
+
+if __name__ == "__main__":
+    main()

@@ -103,6 +103,7 @@ def test_every_config_dataclass_reads_config_yaml_and_has_no_defaults_of_its_own
     from shapepose.style.train import Architecture as StyleArchitecture
     from shapepose.style.train import Experiment
     from shapepose.training import TrainConfig
+    from shapepose.training.fast import FastPath
 
     photos = {k: v for k, v in CONFIG["demo_cars"]["photos"].items()
               if k not in ("train", "test", "segmenter_train", "jpeg_quality")}
@@ -112,13 +113,14 @@ def test_every_config_dataclass_reads_config_yaml_and_has_no_defaults_of_its_own
              section(ShapePoseArchitecture, CONFIG["shape_pose"]["model"]),
              section(StyleArchitecture, CONFIG["style_transfer"]["model"]),
              section(Experiment, CONFIG["style_transfer"]["defaults"]),
-             section(LossConfig, CONFIG["neural_parts"]["losses"])]
+             section(LossConfig, CONFIG["neural_parts"]["losses"]),
+             section(FastPath, CONFIG["fast_path"])]
     for stage in ("neural_parts", "style_transfer", "shape_pose"):
         built.append(TrainConfig.from_section(CONFIG[stage]["training"]))
     built.append(TrainConfig.from_section(CONFIG["segmentation"]["train"]))
     assert built[-1].max_steps == CONFIG["segmentation"]["train"]["steps"]
     for cls in (PhotoOptions, FilterThresholds, LossSettings, ShapePoseArchitecture,
-                StyleArchitecture, Experiment, LossWeights, LossConfig):
+                StyleArchitecture, Experiment, LossWeights, LossConfig, FastPath):
         defaulted = [f.name for f in dataclasses.fields(cls)
                      if f.default is not dataclasses.MISSING
                      or f.default_factory is not dataclasses.MISSING]
