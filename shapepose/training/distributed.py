@@ -214,6 +214,12 @@ def launch(fn: Callable, kwargs: dict, processes: int, *, log_path: str | None =
     # The launcher logs a failed worker as its own traceback of the pool's join; the worker has
     # written the real error to the log already, and the LaunchFailed below names the rank.
     logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
+    # A spawned worker re-runs the main module when it knows its file: Snakemake's `script:`
+    # (run as `python script.py`, no __main__ guard) would start training again in every worker.
+    # `fn` lives in shapepose, so the workers need nothing from __main__.
+    main = sys.modules["__main__"]
+    main_file = main.__dict__.pop("__file__", None) if getattr(main, "__spec__", None) is None \
+        else None
     try:
         results = elastic_launch(config, _worker)(fn, kwargs, log_path, threads)
     except SignalException as exc:
@@ -226,6 +232,9 @@ def launch(fn: Callable, kwargs: dict, processes: int, *, log_path: str | None =
             raise SystemExit(code) from None
         raise LaunchFailed(f"training process of rank {rank} (of {processes}) failed with exit "
                            f"status {code}; its error is in the log", code) from None
+    finally:
+        if main_file is not None:
+            main.__file__ = main_file
     return results[0]
 
 
