@@ -10,11 +10,14 @@ with script_logging(snakemake):
     import torchvision  # noqa: F401  (before any EGL render in the process, or it segfaults)
 
     from shapepose.training.device import configure_torch
+    from shapepose.workflow import run_training
 
     from shapepose.lwgan.train import train_lwgan
 
     configure_torch(snakemake.threads)
-    train_lwgan(
+    run_training(
+        snakemake,
+        train_lwgan,
         data=snakemake.input.data,
         out=snakemake.output.model,
         losses_csv=snakemake.output.losses,

@@ -8,11 +8,14 @@ from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
+    from shapepose.workflow import run_training
 
     from shapepose.style.train import train_style_transfer
 
     configure_torch(snakemake.threads)
-    train_style_transfer(
+    run_training(
+        snakemake,
+        train_style_transfer,
         synthetic=snakemake.input.synthetic,
         real_train=snakemake.input.real,
         out=snakemake.output.model,

@@ -1,9 +1,11 @@
-"""Network helpers every GAN stage shares: DCGAN-style initialization, spectral norm, freezing."""
+"""Network helpers every GAN stage shares: DCGAN-style initialization, spectral norm, freezing,
+output layers kept in fp32 under mixed precision."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from torch import nn
 
 INIT_STD = 0.02  # weights ~ N(0, 0.02) (seed 002 section 6.1.1; the Liquid Warping GAN code)
@@ -25,6 +27,13 @@ def spectral_norm_convs(net: nn.Sequential) -> None:
     for i, layer in enumerate(net):
         if isinstance(layer, nn.Conv2d):
             net[i] = nn.utils.parametrizations.spectral_norm(layer)
+
+
+def in_fp32(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """layers(x) in fp32 under a low-precision autocast (a no-op in fp32): a generator's output
+    layer, whose rounding the losses would see."""
+    with torch.autocast(x.device.type, enabled=False):
+        return layers(x.float())
 
 
 def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:

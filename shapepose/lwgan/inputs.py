@@ -5,6 +5,11 @@
 BodyRecoveryFlow without the CUDA renderer: the flow T, the warped source, the three streams'
 inputs, the attention targets (the eroded background flags) and the discriminator's condition.
 Images are float (B, 3, S, S) in [-1, 1].
+
+It comes in two halves, so that a training step's batch is made on the host (in DataLoader
+workers, when the fast path has them) and finished on the device: `pair_frames` gathers the
+frames and condition maps and computes the flows (numpy, per pair: the costly part), and
+`assemble_inputs` erodes, warps and concatenates (a few tensor operations, fast on the device).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch.nn.functional as F
 
 from shapepose.lwgan.data import demo_body, open_video, posed_vertices, read_frame
 from shapepose.lwgan.flow import FrameGeometry, condition_map, transformation_flow
+from shapepose.training.pipeline import to_device
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,14 @@ def pair_inputs(videos: list[VideoTensors], pairs: list[tuple[int, int, int]], m
     """Generator and discriminator inputs for (video, source frame, reference frame) pairs; the
     reference frame is of `references[video]` when given (cross-imitation), else of the same
     video."""
+    return assemble_inputs(to_device(pair_frames(videos, pairs, references), device), morph)
+
+
+def pair_frames(videos: list[VideoTensors], pairs: list[tuple[int, int, int]],
+                references: list[VideoTensors] | None = None) -> dict[str, torch.Tensor]:
+    """The host half of `pair_inputs`: source and reference frames "src", "ref" (B, 3, S, S),
+    their condition maps "src_cond", "ref_cond" (B, 4, S, S), the flow "flow" (B, S, S, 2) and
+    its valid pixels "valid" (B, S, S) bool, on the CPU."""
     src_img, ref_img, src_cond, ref_cond, flows, valid = [], [], [], [], [], []
     for v, s, r in pairs:
         video = videos[v]
@@ -102,9 +116,16 @@ def pair_inputs(videos: list[VideoTensors], pairs: list[tuple[int, int, int]], m
         ref_cond.append(target.conditions[r])
         flows.append(torch.from_numpy(grid))
         valid.append(torch.from_numpy(ok))
-    src_img, ref_img = torch.stack(src_img).to(device), torch.stack(ref_img).to(device)
-    src_cond, ref_cond = torch.stack(src_cond).to(device), torch.stack(ref_cond).to(device)
-    flow = torch.stack(flows).to(device)
+    return {"src": torch.stack(src_img), "ref": torch.stack(ref_img),
+            "src_cond": torch.stack(src_cond), "ref_cond": torch.stack(ref_cond),
+            "flow": torch.stack(flows), "valid": torch.stack(valid)}
+
+
+def assemble_inputs(frames: dict[str, torch.Tensor], morph: Morphology) -> dict[str, torch.Tensor]:
+    """The device half of `pair_inputs`: from `pair_frames` (on the device), every input of the
+    generator and the discriminator."""
+    src_img, ref_img = frames["src"], frames["ref"]
+    src_cond, ref_cond, flow = frames["src_cond"], frames["ref_cond"], frames["flow"]
     src_bg, ref_bg = src_cond[:, -1:], ref_cond[:, -1:]
     src_crop = erode(src_bg, morph.crop_kernel)
     ref_crop = erode(ref_bg, morph.crop_kernel)
@@ -112,7 +133,7 @@ def pair_inputs(videos: list[VideoTensors], pairs: list[tuple[int, int, int]], m
     warped = F.grid_sample(src_img, flow, mode="bilinear", padding_mode="zeros",
                            align_corners=False)
     return {
-        "src": src_img, "ref": ref_img, "flow": flow, "valid": torch.stack(valid).to(device),
+        "src": src_img, "ref": ref_img, "flow": flow, "valid": frames["valid"],
         "warped": warped, "ref_cond": ref_cond,
         "bg_in": torch.cat([src_img * bg_mask, bg_mask], dim=1),
         "src_in": torch.cat([src_img * (1 - src_crop), src_cond], dim=1),

@@ -16,10 +16,16 @@ Discriminator (least squares with the original's labels real 1, fake -1, generat
           + gp_weight E[(|grad D(x_hat)|_2 - 1)^2]
 `smoothing` is seed 004's one-sided label smoothing (0.1: real target 0.9); the gradient penalty
 (seed 004's addition) mixes real and generated images under the same condition map.
+
+Under the trainer's bf16 autocast every term is computed in fp32 (network outputs cast with
+.float(); BCE, which CUDA's autocast refuses, the face network and the gradient penalty in the
+caller's `full_precision()` region). VGG-19's features are computed in bf16 and compared in fp32:
+at 256 px it is a large part of the step, unlike the face network on small head crops.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,15 +63,24 @@ class LossWeights:
             raise ValueError(f"label_smoothing must be < 1, got {self.label_smoothing}")
 
 
-class VGGPerceptual(nn.Module):
-    """The original's VGGLoss: weighted L1 between VGG-19 relu{k}_1 features (frozen)."""
+RANDOM_VGG_SEED = 19  # the random-weight VGG-19 (benchmarks) is the same in every process
 
-    def __init__(self, weights_path: str | Path):
+
+class VGGPerceptual(nn.Module):
+    """The original's VGGLoss: weighted L1 between VGG-19 relu{k}_1 features (frozen).
+
+    `weights_path`: torchvision's VGG-19 state dict; None draws random weights from a fixed seed
+    (what a benchmark times: the same network, without the ImageNet file)."""
+
+    def __init__(self, weights_path: str | Path | None):
         super().__init__()
         import torchvision
 
-        vgg = torchvision.models.vgg19(weights=None)
-        vgg.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_VGG_SEED)
+            vgg = torchvision.models.vgg19(weights=None)
+        if weights_path is not None:
+            vgg.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
         features = vgg.features
         self.slices = nn.ModuleList(nn.Sequential(*[features[i] for i in range(a, b)])
                                     for a, b in VGG_SLICES)
@@ -74,10 +89,11 @@ class VGGPerceptual(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = x.new_zeros(())
+        """The weighted L1, fp32 whatever precision the features are computed in."""
+        loss = x.new_zeros((), dtype=torch.float32)
         for weight, block in zip(VGG_WEIGHTS, self.slices):
             x, y = block(x), block(y)
-            loss = loss + weight * (x - y.detach()).abs().mean()
+            loss = loss + weight * (x.float() - y.detach().float()).abs().mean()
         return loss
 
 
@@ -101,9 +117,13 @@ def head_crops(images: torch.Tensor, boxes) -> torch.Tensor:
 
 
 def face_loss(face_net: nn.Module, fake: torch.Tensor, real: torch.Tensor,
-              conditions: torch.Tensor) -> torch.Tensor:
-    """|phi(head(fake)) - phi(head(real))|_1 over the frames whose head is in view (0 if none)."""
-    boxes = head_boxes(conditions)
+              conditions: torch.Tensor, boxes: list | None = None) -> torch.Tensor:
+    """|phi(head(fake)) - phi(head(real))|_1 over the frames whose head is in view (0 if none).
+
+    `boxes`: `head_boxes(conditions)` made already, on the host (a training batch carries them,
+    so that the step does not wait for the device to find them)."""
+    if boxes is None:
+        boxes = head_boxes(conditions)
     a, b = head_crops(fake, boxes), head_crops(real, boxes)
     if len(a) == 0:
         return fake.new_zeros(())
@@ -118,37 +138,51 @@ def mask_smoothness(mask: torch.Tensor) -> torch.Tensor:
 
 def generator_terms(out: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor],
                     critic: Callable[[torch.Tensor], torch.Tensor], w: LossWeights,
-                    perceptual: nn.Module | None, face_net: nn.Module | None
-                    ) -> dict[str, torch.Tensor]:
+                    perceptual: nn.Module | None, face_net: nn.Module | None,
+                    full_precision: Callable[[], contextlib.AbstractContextManager]
+                    = contextlib.nullcontext) -> dict[str, torch.Tensor]:
     """Every weighted generator term and their sum ("total"); terms with weight 0 or without
-    their network are left out."""
+    their network are left out. `full_precision`: the caller's fp32 region (module doc)."""
     fake, real = out["tsf_image"], inputs["ref"]
     terms = {"g_rec": w.lambda_rec * (out["src_image"] - inputs["src"]).abs().mean()}
     if perceptual is not None:
         terms["g_tsf"] = w.lambda_tsf * perceptual(fake, real)
     else:
         terms["g_tsf"] = w.lambda_tsf * (fake - real).abs().mean()
-    if face_net is not None and w.lambda_face > 0:
-        terms["g_face"] = w.lambda_face * face_loss(face_net, fake, real, inputs["ref_cond"])
-    masks = torch.cat([out["src_attention"], out["tsf_attention"]], dim=0)
-    terms["g_mask"] = w.lambda_mask * F.binary_cross_entropy(masks, inputs["attention_target"])
+    with full_precision():
+        if face_net is not None and w.lambda_face > 0:
+            terms["g_face"] = w.lambda_face * face_loss(face_net, fake.float(), real.float(),
+                                                        inputs["ref_cond"],
+                                                        inputs.get("head_boxes"))
+        masks = torch.cat([out["src_attention"], out["tsf_attention"]], dim=0).float()
+        terms["g_mask"] = w.lambda_mask * F.binary_cross_entropy(masks,
+                                                                 inputs["attention_target"])
     if w.lambda_mask_smooth > 0:
         terms["g_mask_smooth"] = w.lambda_mask_smooth * mask_smoothness(masks)
-    terms["g_adv"] = w.lambda_adv * least_squares(critic(fake), GENERATOR_TARGET)
+    terms["g_adv"] = w.lambda_adv * least_squares(critic(fake).float(), GENERATOR_TARGET)
     terms["total"] = sum(terms.values())
     return terms
 
 
 def discriminator_terms(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                        fake: torch.Tensor, w: LossWeights, generator: torch.Generator | None
+                        fake: torch.Tensor, w: LossWeights, generator: torch.Generator | None,
+                        *, penalty_critic: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                        full_precision: Callable[[], contextlib.AbstractContextManager]
+                        = contextlib.nullcontext, shard: tuple[int, slice] | None = None
                         ) -> dict[str, torch.Tensor]:
-    """L_D's terms ("d_loss" the total), and the mean real and fake scores (seed 004's plots)."""
+    """L_D's terms ("d_loss" the total), and the mean real and fake scores (seed 004's plots).
+
+    The gradient penalty runs in `full_precision()` through `penalty_critic` (default `critic`;
+    the trainer's is uncompiled, `gan.losses.uncompiled`); `shard` as in
+    `gan.losses.critic_gradient_norms`."""
     fake = fake.detach()
-    real_scores, fake_scores = critic(real), critic(fake)
+    real_scores, fake_scores = critic(real).float(), critic(fake).float()
     terms = {"d_real_loss": w.lambda_adv * least_squares(real_scores, REAL - w.label_smoothing),
              "d_fake_loss": w.lambda_adv * least_squares(fake_scores, FAKE)}
     if w.gp_weight > 0:
-        terms["d_gp"] = w.gp_weight * gradient_penalty(critic, real, fake, generator)
+        with full_precision():
+            terms["d_gp"] = w.gp_weight * gradient_penalty(penalty_critic or critic, real.float(),
+                                                           fake.float(), generator, shard)
     terms["d_loss"] = sum(terms.values())
     terms["d_real"], terms["d_fake"] = real_scores.mean().detach(), fake_scores.mean().detach()
     return terms

@@ -24,6 +24,11 @@ stride 2 for the first `n_layers`, then two of stride 1, widths ndf x min(2^k, 8
 0.2, non-affine instance norm after all but the first and the last; input the image with the
 reference condition map (conditional, pix2pix). Weights ~ N(0, 0.02), biases 0 (the original's
 init_weights touches only convolutions, so instance-norm scales start at 1).
+
+Mixed precision (the trainer's bf16 autocast): every layer runs in it but the generator's output
+heads (7x7 convolution and tanh or sigmoid of each stream), which stay fp32 (`in_fp32`): in bf16
+a sigmoid rounds to exactly 1 from a logit of 6.2 on (fp32: 16.6), where its derivative, and with
+it the attention loss's gradient, is 0 however wrong the mask is.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shapepose.gan.networks import init_weights, spectral_norm_convs
+from shapepose.gan.networks import in_fp32, init_weights, spectral_norm_convs
 
 
 def _conv_block(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Sequential:
@@ -78,8 +83,10 @@ class ResNetStream(nn.Module):
         layers += [nn.Conv2d(c, 3, 7, padding=3, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
+    OUTPUT_LAYERS = 2  # the last convolution and tanh
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return in_fp32(self.net[-self.OUTPUT_LAYERS:], self.net[:-self.OUTPUT_LAYERS](x))
 
 
 class ResUnetStream(nn.Module):
@@ -109,7 +116,7 @@ class ResUnetStream(nn.Module):
         for i in range(self.n_down):
             x = self.decoders[i](x)
             x = self.skippers[i](torch.cat([skips[self.n_down - 1 - i], x], dim=1))
-        return self.colour_head(x), self.attention_head(x)
+        return in_fp32(self.colour_head, x), in_fp32(self.attention_head, x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         skips = []

@@ -16,12 +16,26 @@ Validation (`val_masked_l1`, lower is better, in losses.csv): mean absolute erro
 the reference, in [0, 2] units of the [-1, 1] images, of self-imitation on fixed held-out pairs.
 The evaluation uses the same held-out actors, so the exported model is the last checkpoint, not
 the best by this metric (selecting on the test actors would flatter the table).
+
+The fast path (`shapepose.training.fast`): a step's pairs, frames and flows are made on the host
+(`make_batch` in `train_lwgan`: `inputs.pair_frames`, a pure function of the seed and the step,
+so DataLoader workers may make it, and the face loss's head boxes); the step finishes the inputs
+on the device (`inputs.assemble_inputs`) and runs the networks under the run's autocast with the
+parts that rounding would change in fp32 (see PRECISIONS).
+
+Several processes (`shapepose.training.distributed`): every rank draws the whole global batch's
+pairs and the gradient penalty's mixing weights and keeps its `Trainer.shard`; the generator and,
+in its own update, the critic train through their DDP wrappers (the frozen critic of the
+generator's update is called unwrapped). Instance norm normalizes each sample on its own, so N
+processes make one process's update up to the order of additions, but for the face loss: a mean
+over the frames whose head is in view, which each rank takes over its own frames.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,21 +43,31 @@ import torch
 from torch import nn
 
 from shapepose.config import section
+from shapepose.gan.losses import uncompiled
 from shapepose.gan.networks import set_requires_grad
 from shapepose.gan.schedule import linear_decay
-from shapepose.lwgan.inputs import (COND_CHANNELS, Morphology, VideoTensors, load_videos,
-                                    pair_inputs)
+from shapepose.lwgan.inputs import (COND_CHANNELS, Morphology, VideoTensors, assemble_inputs,
+                                    load_videos, pair_frames, pair_inputs)
 from shapepose.lwgan.data import read_split
-from shapepose.lwgan.losses import LossWeights, discriminator_terms, generator_terms
+from shapepose.lwgan.losses import LossWeights, discriminator_terms, generator_terms, head_boxes
 from shapepose.lwgan.model import build_discriminator, build_generator
 from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
 from shapepose.training.batches import epoch_walk, step_rng, steps_per_epoch
+from shapepose.training.fast import Acceleration, FastPath
 from shapepose.training.fingerprint import data_fingerprint
 from shapepose.training.rng import derive_torch_generator
 
 log = logging.getLogger(__name__)
 
 STAGE = "lwgan"
+# Low precisions the Liquid Warping GAN allows (fast_path.precision): bf16 autocast for its
+# convolutions. What its rounding would change stays fp32: the generator's output heads
+# (`model`: a bf16 sigmoid rounds to exactly 1 from a logit of 6.2, fp32's from 16.6, and the
+# attention loss gets no gradient through it there), every loss, the face network, and the
+# gradient penalty (a gradient of the critic, differentiated again); see `losses`. Not fp16: its
+# loss scaler skips an update whenever its gradients overflow, the generator's and the critic's
+# independently, an imbalance of the adversarial game that bf16, needing no scaler, does not have.
+PRECISIONS = ("bf16",)
 
 
 @dataclass(frozen=True)
@@ -154,7 +178,32 @@ class LWGAN:
         self.G, self.D = (net.to(device) for net in initial_networks(arch, exp, seed))
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=exp.lr_g, betas=(exp.beta1, exp.beta2))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=exp.lr_d, betas=(exp.beta1, exp.beta2))
-        self.perceptual, self.face_net = perceptual, face_net
+        # the frozen loss networks on the generator's device (loaded on the CPU)
+        self.perceptual, self.face_net = (None if net is None else net.to(device)
+                                          for net in (perceptual, face_net))
+        # what train_step runs: the plain path, the networks themselves and the whole batch in
+        # this process until `train_through`
+        self.accel = Acceleration(FastPath.off(), torch.device(device))
+        self.nets = {"G": self.G, "D": self.D}
+        self.shard: tuple[int, slice] | None = None
+
+    @property
+    def uses_face(self) -> bool:
+        return self.face_net is not None and self.exp.lambda_face > 0
+
+    def train_through(self, accel: Acceleration, wrap: Callable[..., nn.Module],
+                      shard: tuple[int, slice] | None = None) -> None:
+        """Train with `accel`'s fast path, through `wrap(net, convolutional=True)` of G and D:
+        the trainer's `wrap` (channels-last, DDP, compile), or a benchmark's one-process copy of
+        it. `shard`: (global batch, this process's `Trainer.shard`), for the gradient penalty's
+        mixing weights. The frozen perceptual and face networks only take the memory format."""
+        self.accel = accel
+        self.nets = {name: wrap(net, convolutional=True) for name, net in
+                     (("G", self.G), ("D", self.D))}
+        self.shard = shard
+        for net in (self.perceptual, self.face_net):
+            if net is not None:
+                accel.prepare(net, convolutional=True)
 
     def lr_schedulers(self, epoch_steps: int) -> dict:
         exp = self.exp
@@ -163,25 +212,42 @@ class LWGAN:
                 "D": torch.optim.lr_scheduler.LambdaLR(
                     self.opt_D, lambda step: exp.learning_rates(step, epoch_steps)[1] / exp.lr_d)}
 
-    def critic(self, condition: torch.Tensor):
-        return lambda image: self.D(torch.cat([image, condition], dim=1))
+    def critic(self, D: nn.Module, condition: torch.Tensor):
+        """The conditional critic: an image scored with the reference condition map."""
+        return lambda image: D(self.accel.images(torch.cat([image, condition], dim=1)))
 
-    def train_step(self, inputs: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, float]:
-        w = self.exp.weights
-        critic = self.critic(inputs["ref_cond"])
+    def train_step(self, inputs: dict[str, torch.Tensor], gen: torch.Generator
+                   ) -> dict[str, torch.Tensor]:
+        """One generator update (the critic frozen, called unwrapped: DDP wants gradients for its
+        own), then one critic update on the detached transfer images; returns every term
+        (detached tensors: nothing here waits for the device).
+
+        inputs: `inputs.assemble_inputs` on the device (and the head boxes when the face loss is
+        on); gen: the step's generator (`step_generator_for`), for the penalty's mixing weights.
+        """
+        w, accel, nets = self.exp.weights, self.accel, self.nets
+        images = accel.images
+        condition = inputs["ref_cond"]
         set_requires_grad([self.D], False)
-        out = self.G(inputs["bg_in"], inputs["src_in"], inputs["tsf_in"], inputs["flow"])
-        g_terms = generator_terms(out, inputs, critic, w, self.perceptual, self.face_net)
+        with accel.autocast():
+            out = nets["G"](images(inputs["bg_in"]), images(inputs["src_in"]),
+                            images(inputs["tsf_in"]), inputs["flow"])
+            g_terms = generator_terms(out, inputs, self.critic(self.D, condition), w,
+                                      self.perceptual, self.face_net, accel.full_precision)
         self.opt_G.zero_grad(set_to_none=True)
-        g_terms["total"].backward()
-        self.opt_G.step()
+        accel.backward(g_terms["total"])
+        accel.step(self.opt_G)
         set_requires_grad([self.D], True)
-        d_terms = discriminator_terms(critic, inputs["ref"], out["tsf_image"], w, gen)
+        with accel.autocast():
+            d_terms = discriminator_terms(
+                self.critic(nets["D"], condition), inputs["ref"], out["tsf_image"], w, gen,
+                penalty_critic=self.critic(uncompiled(nets["D"]), condition),
+                full_precision=accel.full_precision, shard=self.shard)
         self.opt_D.zero_grad(set_to_none=True)
-        d_terms["d_loss"].backward()
-        self.opt_D.step()
-        losses = {("g_total" if k == "total" else k): float(v.detach()) for k, v in g_terms.items()}
-        losses.update({k: float(v.detach()) for k, v in d_terms.items()})
+        accel.backward(d_terms["d_loss"])
+        accel.step(self.opt_D)
+        losses = {("g_total" if k == "total" else k): v.detach() for k, v in g_terms.items()}
+        losses.update({k: v.detach() for k, v in d_terms.items()})
         return losses
 
 
@@ -199,8 +265,12 @@ def load_weights(vgg: str | None, face: str | None):
 
 def train_lwgan(*, data: str, out: str, losses_csv: str, checkpoint_dir: str,
                 experiment_name: str, experiment: dict, model: dict, training: dict,
-                weights: dict, seed: int, device: str) -> dict:
-    """The rule's work: train one experiment, export the last checkpoint and the loss history."""
+                weights: dict, seed: int, device: str, fast_path: dict | None = None,
+                rule: str | None = None) -> dict:
+    """The rule's work: train one experiment, export the last checkpoint and the loss history.
+
+    fast_path: the config's `fast_path` section (None: the plain path); rule: the Snakemake rule,
+    named in an out-of-memory error."""
     device = pick_device(device)
     exp = section(Experiment, experiment, where=f"lwgan.experiments.{experiment_name}")
     arch = section(Architecture, model, where="lwgan.model")
@@ -222,16 +292,30 @@ def train_lwgan(*, data: str, out: str, losses_csv: str, checkpoint_dir: str,
         checkpoint_dir, fingerprint=fingerprint, modules={"G": net.G, "D": net.D},
         optimizers={"G": net.opt_G, "D": net.opt_D}, lr_schedulers=schedulers, seed=seed,
         stage=STAGE, device=device,
-        config=TrainConfig.from_section(training, best_metric="val_masked_l1", best_mode="min"))
+        config=TrainConfig.from_section(training, best_metric="val_masked_l1", best_mode="min"),
+        fast_path=fast_path, precisions=PRECISIONS,
+        batch_size=("lwgan.training.batch_size", batch), rule=rule)
+    part = trainer.shard(batch)
+    net.train_through(trainer.accel, trainer.wrap, shard=(batch, part))
     log.info("lwgan %s: %d training frames in %d videos, %d steps of %d (%.1f epochs of %d), "
              "%d validation pairs, perceptual %s, face %s, device %s", experiment_name,
              len(frames), len(videos), training["steps"], batch, training["steps"] / epoch_steps,
              epoch_steps, len(val_pairs), "VGG-19" if perceptual else "L1",
              "on" if face_net is not None and exp.lambda_face > 0 else "off (no weights)", device)
 
-    def step_fn(step: int) -> dict[str, float]:
-        pairs = draw_pairs(videos, frames, batch, step, seed)
-        inputs = pair_inputs(videos, pairs, arch.morphology, device)
+    face = net.uses_face
+
+    def make_batch(step: int) -> dict:
+        pairs = draw_pairs(videos, frames, batch, step, seed)[part]
+        made = pair_frames(videos, pairs)
+        if face:
+            made["head_boxes"] = head_boxes(made["ref_cond"])
+        return made
+
+    def step_fn(step: int, made: dict) -> dict[str, torch.Tensor | float]:
+        inputs = assemble_inputs(made, arch.morphology)
+        if face:
+            inputs["head_boxes"] = made["head_boxes"]
         lr_g, lr_d = (s.get_last_lr()[0] for s in schedulers.values())
         losses = net.train_step(inputs, step_generator_for(seed, step))
         losses.update(lr_G=lr_g, lr_D=lr_d)
@@ -250,7 +334,7 @@ def train_lwgan(*, data: str, out: str, losses_csv: str, checkpoint_dir: str,
         finally:
             net.G.train()
 
-    result = trainer.fit(step_fn, validate_fn)
+    result = trainer.fit(step_fn, validate_fn, batches=make_batch)
     extra = {"experiment": experiment_name, "settings": asdict(exp), "architecture": asdict(arch),
              "perceptual": "VGG-19" if perceptual else "L1",
              "face": "on" if face_net is not None and exp.lambda_face > 0 else "off (no weights)",

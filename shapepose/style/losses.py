@@ -14,6 +14,7 @@ D_X, which is the same game under D -> 1 - D, and would contradict the nomenclat
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -200,18 +201,25 @@ class LossWeights:
 
 def generator_terms(x: torch.Tensor, y: torch.Tensor, G: nn.Module, F: nn.Module,
                     D_X: nn.Module, D_Y: nn.Module, w: LossWeights,
-                    phi: Callable[[torch.Tensor], torch.Tensor] | None = None
+                    phi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    full_precision: Callable[[], contextlib.AbstractContextManager]
+                    = contextlib.nullcontext
                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Every term of L_Generators (section 4.1.3), weighted; and the images made on the way.
 
     Returns ({term: value, "total": sum}, {"fake_y": G(x), "fake_x": F(y), "rec_x", "rec_y"}).
     Terms with weight 0 are not computed (the identity and feature passes cost time).
+
+    Under a mixed-precision autocast every term is fp32: the generators' images are (their output
+    layer is), the critics' scores are cast, and Phi with its feature distance runs in
+    `full_precision()` (the trainer's fp32 region; a distance between two images' features is a
+    loss on small differences, and Phi costs little beside the generators).
     """
     fake_y, fake_x = G(x), F(y)
     rec_x, rec_y = F(fake_y), G(fake_x)
     terms = {
-        "gan_G": lsgan_generator(D_Y(fake_y)),
-        "gan_F": lsgan_generator(D_X(fake_x)),
+        "gan_G": lsgan_generator(D_Y(fake_y).float()),
+        "gan_F": lsgan_generator(D_X(fake_x).float()),
         "cycle_A": w.lambda_A * mean_abs(x, rec_x),
         "cycle_B": w.lambda_B * mean_abs(y, rec_y),
     }
@@ -225,14 +233,15 @@ def generator_terms(x: torch.Tensor, y: torch.Tensor, G: nn.Module, F: nn.Module
     if w.uses_features:
         if phi is None:
             raise ValueError("ResNet feature distance weights are > 0 but no feature extractor given")
-        if w.lambda_resdist_G > 0:
-            with torch.no_grad():
-                target = phi(x)
-            terms["resdist_G"] = w.lambda_resdist_G * squared_l1(target, phi(fake_y))
-        if w.lambda_resdist_F > 0:
-            with torch.no_grad():
-                target = phi(y)
-            terms["resdist_F"] = w.lambda_resdist_F * squared_l1(target, phi(fake_x))
+        with full_precision():
+            if w.lambda_resdist_G > 0:
+                with torch.no_grad():
+                    target = phi(x.float())
+                terms["resdist_G"] = w.lambda_resdist_G * squared_l1(target, phi(fake_y.float()))
+            if w.lambda_resdist_F > 0:
+                with torch.no_grad():
+                    target = phi(y.float())
+                terms["resdist_F"] = w.lambda_resdist_F * squared_l1(target, phi(fake_x.float()))
     terms["total"] = sum(terms.values())
     return terms, {"fake_y": fake_y, "fake_x": fake_x, "rec_x": rec_x, "rec_y": rec_y}
 

@@ -12,6 +12,10 @@ but the first and the last conv. A 256-px input gives 30 x 30 scores, a 128-px i
 
 Convolutions carry biases (instance norm without affine parameters does not cancel them), as in
 the stock `resnet_9blocks` / `basic` networks, so the parameter counts match those exactly.
+
+Mixed precision (the trainer's bf16 autocast): every layer of the generator but its output layer
+(padding, 7x7 convolution, tanh) runs in it; the output layer stays fp32 (`style.train.PRECISIONS`
+says why). The critics run in it entirely; their scores are compared in fp32 by the losses.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from shapepose.gan.networks import INIT_STD, init_weights, spectral_norm_convs  # noqa: F401
+from shapepose.gan.networks import (INIT_STD, in_fp32, init_weights,  # noqa: F401
+                                     spectral_norm_convs)
 
 GENERATOR_SLOPE = 0.01  # seed 002 section 4.2
 CRITIC_SLOPE = 0.2  # seed 002 section 4.3
@@ -62,11 +67,13 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
+    OUTPUT_LAYERS = 3  # the last padding, convolution and tanh
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"generator input height and width must be multiples of 4, got "
                              f"{tuple(x.shape[-2:])}")
-        return self.net(x)
+        return in_fp32(self.net[-self.OUTPUT_LAYERS:], self.net[:-self.OUTPUT_LAYERS](x))
 
 
 class PatchDiscriminator(nn.Module):

@@ -18,12 +18,28 @@ real training cut-outs, divided by the same distance for the unstylized X_val (1
 the real images than the synthetic renders were, 0 = indistinguishable by these statistics).
 Validation also records each critic's mean gradient norm between real and generated images
 (val_grad_norm_D_X, val_grad_norm_D_Y), the quantity the gradient penalty drives towards 1.
+
+The fast path (`shapepose.training.fast`): a step's images are read and flipped on the host
+(`make_batch` in `train_cyclegan`, a pure function of the seed and the step, so DataLoader
+workers may make it); the step (`CycleGAN.train_step`) runs the networks under the run's autocast
+with the parts that rounding would change in fp32 (see PRECISIONS).
+
+Several processes (`shapepose.training.distributed`): every rank draws the whole global batch's
+images and flips and keeps its `Trainer.shard`; the generators and, in their own update, the
+critics train through their DDP wrappers (in the generators' update the frozen critics are called
+unwrapped). What is not the one-process run: each rank keeps its own image pools, filled with its
+own generated images and swapped by the same step generator as every other rank's, so the
+critics see other fakes than one process's critics would (a checkpoint holds rank 0's pools,
+which every rank takes on a resume); and the gradient penalty's mixing weights, drawn after the
+pools' swaps, are each rank's own. Instance norm normalizes each image on its own, so the
+networks' forward passes are the one-process ones.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +49,7 @@ from torch import nn
 
 from shapepose.config import section
 from shapepose.errors import InputError
+from shapepose.gan.losses import uncompiled
 from shapepose.gan.networks import set_requires_grad
 from shapepose.gan.schedule import linear_decay
 from shapepose.images.rgba import mask_disagreement
@@ -50,6 +67,7 @@ from shapepose.style.networks import build_discriminator, build_generator
 from shapepose.style.pool import ImagePool
 from shapepose.training import TrainConfig, Trainer, pick_device, seed_everything
 from shapepose.training.batches import epoch_walk, step_generator, steps_per_epoch
+from shapepose.training.fast import Acceleration, FastPath
 from shapepose.training.rng import derive_torch_generator
 from shapepose.training.fingerprint import data_fingerprint
 
@@ -58,6 +76,15 @@ log = logging.getLogger(__name__)
 STAGE = "style_transfer"  # the first label of every random stream of this stage
 
 VIOLATION_COST = 100.0  # val_score units per unit of alpha disagreement over the tolerance
+# Low precisions the CycleGAN allows (fast_path.precision): bf16 autocast for the generators'
+# and critics' convolutions. What its rounding would change stays fp32: the generators' output
+# layer (`networks.ResnetGenerator`: the alpha loss tests outputs against -1 + 1/255, within one
+# bf16 step (1/256) of -1, and its hinge form takes atanh of them), Phi and the feature distance,
+# every loss (`losses.generator_terms`), and the gradient penalty (a gradient of the critic,
+# differentiated again). Not fp16: its loss scaler skips an update whenever its gradients
+# overflow, the generators' and the critics' independently, an imbalance of the adversarial game
+# that bf16, needing no scaler, does not have.
+PRECISIONS = ("bf16",)
 
 
 @dataclass(frozen=True)
@@ -125,10 +152,23 @@ class CycleGAN:
                                       lr=exp.lr_d, betas=betas)
         self.pool_x = ImagePool(pool_size, device)  # past F(y): fakes for D_X
         self.pool_y = ImagePool(pool_size, device)  # past G(x): fakes for D_Y
+        # what train_step runs: the plain path and the networks themselves until `train_through`
+        self.accel = Acceleration(FastPath.off(), torch.device(device))
+        self.nets = self.modules
 
     @property
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.G, "F": self.F, "D_X": self.D_X, "D_Y": self.D_Y}
+
+    def train_through(self, accel: Acceleration,
+                      wrap: Callable[..., nn.Module]) -> None:
+        """Train with `accel`'s fast path, through `wrap(net, convolutional=True)` of each network:
+        the trainer's `wrap` (channels-last, DDP, compile), or a benchmark's one-process copy of
+        it. Phi, frozen, only takes the memory format."""
+        self.accel = accel
+        self.nets = {name: wrap(net, convolutional=True) for name, net in self.modules.items()}
+        if self.phi is not None:
+            accel.prepare(self.phi, convolutional=True)
 
     def lr_schedulers(self, epoch_steps: int) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
         """The TTUR schedule as one LambdaLR per optimizer (the trainer steps them)."""
@@ -138,33 +178,54 @@ class CycleGAN:
                 "D": torch.optim.lr_scheduler.LambdaLR(
                     self.opt_D, lambda step: exp.learning_rates(step, epoch_steps)[1] / exp.lr_d)}
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
-        """One update of both generators, then both discriminators; returns every loss term."""
-        exp, critics = self.exp, (self.D_X, self.D_Y)
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+                   ) -> dict[str, torch.Tensor]:
+        """One update of both generators, then both discriminators; returns every loss term
+        (detached tensors: nothing here waits for the device).
+
+        x, y: the step's images on the device; gen: the step's generator after the flips
+        (`step_draws`), for the pools' swaps and the gradient penalty's mixing weights.
+        """
+        exp, accel, nets = self.exp, self.accel, self.nets
+        x, y = accel.images(x), accel.images(y)
+        critics = (self.D_X, self.D_Y)
         set_requires_grad(critics, False)
-        terms, images = generator_terms(x, y, self.G, self.F, self.D_X, self.D_Y, exp.weights,
-                                        self.phi)
+        with accel.autocast():  # the frozen critics unwrapped: DDP wants gradients for its own
+            terms, images = generator_terms(x, y, nets["G"], nets["F"], self.D_X, self.D_Y,
+                                            exp.weights, self.phi, accel.full_precision)
         self.opt_G.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        self.opt_G.step()
+        accel.backward(terms["total"])
+        accel.step(self.opt_G)
 
         set_requires_grad(critics, True)
-        fake_y = self.pool_y.query(images["fake_y"], gen)
-        fake_x = self.pool_x.query(images["fake_x"], gen)
+        fake_y = accel.images(self.pool_y.query(images["fake_y"], gen))
+        fake_x = accel.images(self.pool_x.query(images["fake_x"], gen))
         real_label = 1.0 - exp.label_smoothing
-        d_y = lsgan_discriminator(self.D_Y(y), self.D_Y(fake_y), real_label)
-        d_x = lsgan_discriminator(self.D_X(x), self.D_X(fake_x), real_label)
-        out = {f"G_{k}" if k == "total" else k: float(v.detach()) for k, v in terms.items()}
-        out.update(D_Y=float(d_y.detach()), D_X=float(d_x.detach()))
+        D_X, D_Y = nets["D_X"], nets["D_Y"]
+        with accel.autocast():
+            d_y = lsgan_discriminator(D_Y(y).float(), D_Y(fake_y).float(), real_label)
+            d_x = lsgan_discriminator(D_X(x).float(), D_X(fake_x).float(), real_label)
+        out = {f"G_{k}" if k == "total" else k: v.detach() for k, v in terms.items()}
+        out.update(D_Y=d_y.detach(), D_X=d_x.detach())
         if exp.gp_weight > 0:
-            gp_y = gradient_penalty(self.D_Y, y, fake_y, gen)
-            gp_x = gradient_penalty(self.D_X, x, fake_x, gen)
+            with accel.full_precision():
+                gp_y = gradient_penalty(uncompiled(D_Y), y.float(), fake_y.float(), gen)
+                gp_x = gradient_penalty(uncompiled(D_X), x.float(), fake_x.float(), gen)
             d_y, d_x = d_y + exp.gp_weight * gp_y, d_x + exp.gp_weight * gp_x
-            out.update(gp_Y=float(gp_y.detach()), gp_X=float(gp_x.detach()))
+            out.update(gp_Y=gp_y.detach(), gp_X=gp_x.detach())
         self.opt_D.zero_grad(set_to_none=True)
-        (d_y + d_x).backward()
-        self.opt_D.step()
+        accel.backward(d_y + d_x)
+        accel.step(self.opt_D)
         return out
+
+
+def step_draws(seed: int, step: int, batch: int) -> tuple[torch.Generator, torch.Tensor]:
+    """Step `step`'s torch generator and its first draws: the (2, batch) mirror flips of the
+    global batch's x and y images. The batch takes the flips, the step the generator (whose
+    next draws are the pools' swaps and the gradient penalty's mixing weights)."""
+    gen = step_generator(seed, step, STAGE)
+    flips = torch.rand(2, batch, generator=gen) < 0.5
+    return gen, flips
 
 
 def pooled_features(phi: nn.Module, images: torch.Tensor, batch: int = 16) -> np.ndarray:
@@ -197,9 +258,13 @@ def generate(net: nn.Module, images: torch.Tensor, device: torch.device, batch: 
 
 def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir: str | Path,
                    arch: Architecture, exp: Experiment, training: dict, features: str | None,
-                   seed: int, device: torch.device, fingerprint_extra: dict | None = None
+                   seed: int, device: torch.device, fingerprint_extra: dict | None = None,
+                   fast_path: dict | None = None, rule: str | None = None
                    ) -> tuple[Trainer, CycleGAN, dict]:
-    """Train (or resume) to `training["steps"]`; returns the trainer, the model and a summary."""
+    """Train (or resume) to `training["steps"]`; returns the trainer, the model and a summary.
+
+    fast_path: the config's `fast_path` section (None: the plain path); rule: the Snakemake rule,
+    named in an out-of-memory error."""
     batch = int(training["batch_size"])
     epoch_steps = steps_per_epoch(max(len(X), len(Y)), batch)
     seed_everything(seed, STAGE, "init")  # the initial weights follow the config seed
@@ -213,20 +278,26 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
         optimizers={"G": model.opt_G, "D": model.opt_D}, lr_schedulers=schedulers,
         states={"pool_x": model.pool_x, "pool_y": model.pool_y}, seed=seed, stage=STAGE,
         device=device, config=TrainConfig.from_section(training, best_metric="val_score",
-                                                       best_mode="min", validate=X_val is not None))
+                                                       best_mode="min", validate=X_val is not None),
+        fast_path=fast_path, precisions=PRECISIONS,
+        batch_size=("style_transfer.training.batch_size", batch), rule=rule)
+    model.train_through(trainer.accel, trainer.wrap)
+    part = trainer.shard(batch)
     log.info("style transfer: %d synthetic and %d real training images, %d steps of %d "
              "(%.1f epochs of %d steps), device %s, Phi %s", len(X), len(Y), training["steps"],
              batch, training["steps"] / epoch_steps, epoch_steps, device, phi.source)
 
-    def step_fn(step: int) -> dict[str, float]:
-        gen = step_generator(seed, step, STAGE)
-        ix = epoch_walk(len(X), batch, step, seed, STAGE, "synthetic")
-        iy = epoch_walk(len(Y), batch, step, seed, STAGE, "real")
-        flips = torch.rand(2, batch, generator=gen) < 0.5
-        x = X.tensor(ix, flips[0].tolist()).to(device)
-        y = Y.tensor(iy, flips[1].tolist()).to(device)
+    def make_batch(step: int) -> dict[str, torch.Tensor]:
+        _, flips = step_draws(seed, step, batch)
+        ix = epoch_walk(len(X), batch, step, seed, STAGE, "synthetic")[part]
+        iy = epoch_walk(len(Y), batch, step, seed, STAGE, "real")[part]
+        return {"x": X.tensor(ix, flips[0, part].tolist()),
+                "y": Y.tensor(iy, flips[1, part].tolist())}
+
+    def step_fn(step: int, images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | float]:
+        gen, _ = step_draws(seed, step, batch)
         lr_g, lr_d = (scheduler.get_last_lr()[0] for scheduler in schedulers.values())
-        losses = model.train_step(x, y, gen)
+        losses = model.train_step(images["x"], images["y"], gen)
         losses.update(lr_G=lr_g, lr_D=lr_d)
         return losses
 
@@ -261,7 +332,7 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
             norm_x = critic_gradient_norms(model.D_X, x[:n].to(device), fake_x.to(device), gen)
         return {"val_grad_norm_D_Y": float(norm_y.mean()), "val_grad_norm_D_X": float(norm_x.mean())}
 
-    result = trainer.fit(step_fn, validate_fn if X_val else None)
+    result = trainer.fit(step_fn, validate_fn if X_val else None, batches=make_batch)
     summary = {"n_x": len(X), "n_y": len(Y), "n_val": len(X_val) if X_val else 0,
                "steps_per_epoch": epoch_steps, "epochs": training["steps"] / epoch_steps,
                "best_step": result.best_step, "best_metrics": result.best_metrics,
@@ -272,8 +343,12 @@ def train_cyclegan(*, X: Domain, Y: Domain, X_val: Domain | None, checkpoint_dir
 def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_csv: str,
                          checkpoint_dir: str, experiment_name: str, experiment: dict,
                          model: dict, training: dict, features: str | None, seed: int,
-                         device: str) -> dict:
-    """The rule's work: train one experiment and export its best checkpoint and loss history."""
+                         device: str, fast_path: dict | None = None,
+                         rule: str | None = None) -> dict:
+    """The rule's work: train one experiment and export its best checkpoint and loss history.
+
+    fast_path: the config's `fast_path` section (None: the plain path); rule: the Snakemake rule,
+    named in an out-of-memory error."""
     device = pick_device(device)
     exp = Experiment.from_config(experiment, experiment_name)
     arch = section(Architecture, model, where="style_transfer.model")
@@ -292,7 +367,7 @@ def train_style_transfer(*, synthetic: str, real_train: str, out: str, losses_cs
     trainer, net, summary = train_cyclegan(
         X=X, Y=Y, X_val=X_val, checkpoint_dir=checkpoint_dir, arch=arch, exp=exp,
         training=training, features=features, seed=seed, device=device,
-        fingerprint_extra={"data": stamp})
+        fingerprint_extra={"data": stamp}, fast_path=fast_path, rule=rule)
     extra = {"experiment": experiment_name, "settings": vars(exp), "architecture": vars(arch),
              "summary": json.loads(json.dumps(summary, default=str))}
     trainer.export(out, which="best", extra=extra)
