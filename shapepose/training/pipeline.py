@@ -67,8 +67,11 @@ def step_batches(make_batch: MakeBatch, start: int, stop: int, device: torch.dev
         for step in range(start, stop):
             yield to_device(make_batch(step), device)
         return
+    # Its own generator: a DataLoader without one seeds its workers with a draw from torch's
+    # global generator, which would shift the stage's later global draws (dropout, box samplers).
     loader = DataLoader(StepDataset(make_batch, stop), batch_size=None,
                         sampler=range(start, stop), num_workers=workers,
+                        generator=torch.Generator(),
                         prefetch_factor=prefetch, pin_memory=pin_memory,
                         worker_init_fn=_ignore_sigterm, persistent_workers=False)
     for batch in loader:
