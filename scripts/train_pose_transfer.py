@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
 
-from shapepose.workflow import script_logging
+from shapepose.workflow import run_training, script_logging
 
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
@@ -12,7 +12,9 @@ with script_logging(snakemake):
     from shapepose.pose_transfer.train import train_pose_transfer
 
     configure_torch(snakemake.threads)
-    train_pose_transfer(
+    run_training(
+        snakemake,
+        train_pose_transfer,
         meshes=snakemake.input.meshes,
         val_list=snakemake.input.val,
         out=snakemake.output.model,

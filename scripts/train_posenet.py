@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
 
-from shapepose.workflow import script_logging
+from shapepose.workflow import run_training, script_logging
 
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
@@ -12,5 +12,6 @@ with script_logging(snakemake):
     from shapepose.pose2mesh.train import train_posenet
 
     configure_torch(snakemake.threads)
-    train_posenet(data=snakemake.input.data, out=snakemake.output.model,
-                  losses_csv=snakemake.output.losses, **snakemake.params)
+    run_training(snakemake, train_posenet, data=snakemake.input.data,
+                 out=snakemake.output.model, losses_csv=snakemake.output.losses,
+                 **snakemake.params)

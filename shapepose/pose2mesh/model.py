@@ -65,12 +65,21 @@ class ChebConv(nn.Module):
         self.norm = nn.BatchNorm1d(fout) if batch_norm else None
 
     def forward(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
-        """x (V, B, F) -> (V, B, F_out)."""
+        """x (V, B, F) -> (V, B, F_out).
+
+        Under a low-precision autocast the Laplacian products run in the Laplacian's precision
+        (fp32: torch.sparse does not autocast), and so does the layer without batch norm, MeshNet's
+        output (coordinates in metres, which bf16 rounds to 2-4 mm near 0.5-1 m); the linear map
+        and batch norm of the other layers run in the autocast's precision.
+        """
         n, batch, _ = x.shape
-        out = self.linear(chebyshev_basis(x, laplacian, self.order))
-        if self.norm is not None:  # over every vertex of every sample, fake vertices included
-            out = self.norm(out.reshape(n * batch, -1)).reshape(n, batch, -1)
-        return out
+        with torch.autocast(x.device.type, enabled=False):
+            basis = chebyshev_basis(x.to(laplacian.dtype), laplacian, self.order)
+            if self.norm is None:
+                return self.linear(basis.to(self.linear.weight.dtype))
+        out = self.linear(basis)
+        # over every vertex of every sample, fake vertices included
+        return self.norm(out.reshape(n * batch, -1)).reshape(n, batch, -1)
 
 
 class PoseNet(nn.Module):
@@ -133,6 +142,12 @@ class MeshNet(nn.Module):
                 self.convs.append(ChebConv(chans[k], chans[k + 1], order, batch_norm=not last))
         self.fc = nn.Linear(self.sizes[-1] * self.widths[0][-1],
                             self.sizes[-2] * self.widths[1][0])
+
+    @property
+    def graph_buffers(self) -> list[str]:
+        """The names of the buffers that hold the graphs (the Laplacians, sparse, and `reverse`):
+        built from the mesh, never trained, not in the state dict."""
+        return [f"laplacian{i}" for i in range(len(self.sizes))] + ["reverse"]
 
     def _laplacian(self, block: int) -> torch.Tensor:
         """Block 0: the joints; blocks 1 .. U: coarsest used level up to level 1; then level 0."""

@@ -20,6 +20,8 @@ Shapes: points travel as (B, 3, N) and features as (B, C, N); every convolution 
   conv C/4 -> 3, then 2 tanh (integer halving, as the authors': 1027, 513, 256).
 - Initialisation: every convolution weight from N(0, 0.02) (authors' weights_init), biases as
   torch draws them.
+- Mixed precision: under a bf16 / fp16 autocast every layer but the last runs in it; the last
+  convolution and the tanh stay fp32 (the training's PRECISIONS says why).
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ class Decoder(nn.Module):
         x = self.block1(self.conv1(x), identity)
         x = self.block2(self.conv2(x), identity)
         x = self.block3(self.conv3(x), identity)
-        return 2 * torch.tanh(self.conv4(x))
+        # The output layer in fp32 under a low-precision autocast (a no-op in fp32): bf16 would
+        # round coordinates near 1 m to 4 mm, coarser than the edges the edge loss compares.
+        with torch.autocast(x.device.type, enabled=False):
+            return 2 * torch.tanh(self.conv4(x.to(self.conv4.weight.dtype)))
 
 
 class PoseTransferNet(nn.Module):

@@ -7,6 +7,17 @@ box. The identity meshes walk the training meshes in a fresh order each epoch
 sample come from the step's stream (`step_rng(seed, step, "pose_transfer", "pairs")`): identity and
 ground truth share one permutation and the pose mesh gets another, because the claim under test is
 invariance to vertex order. So the draws differ between epochs and repeat on a rerun or a resume.
+
+The fast path (`shapepose.training.fast`): the batch of a step is drawn on the host
+(`draw_batch`, a pure function of the seed and the step, so DataLoader workers may draw it); the
+network runs under the run's autocast, but its output layer and the losses stay in full precision
+(see PRECISIONS). Several processes (`shapepose.training.distributed`): every rank draws the whole
+global batch's randomness and keeps its `Trainer.shard` of the samples. With instance norm (the
+`original` and `maxpool` variants) each sample is normalized on its own, so N processes give one
+process's update up to the order of additions (how close that stays under Adam:
+tests/pose_transfer/test_pose_transfer_distributed.py); `spadabin`'s batch-instance norm takes batch
+statistics, which on CUDA are the global batch's (SyncBatchNorm) but on the CPU each rank's own
+slice's, and its running statistics are rank 0's (DDP broadcasts buffers from rank 0).
 """
 
 from __future__ import annotations
@@ -25,12 +36,18 @@ from shapepose.pose_transfer.model import Architecture, PoseTransferNet
 from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
 from shapepose.training.batches import epoch_walk, step_rng
 from shapepose.seeding import derive_rng
+from shapepose.training.fast import Acceleration
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
 
 STAGE = "pose_transfer"  # the first label of every random stream of this stage
 ARCH_KEYS = ("width", "pose_pooling", "normalization", "first_block_normalized")
+# Low precisions the network allows: its 1x1 convolutions and instance norms run well in bf16 or
+# fp16 (with the gradient scaler). The output layer (`model.Decoder`) and the losses stay fp32:
+# coordinates near 1 m have a resolution of 4 mm in bf16, too coarse for the 1-2 cm edges of an
+# SMPL body that the edge loss compares, and the reconstruction loss is of squared centimetres.
+PRECISIONS = ("bf16", "fp16")
 
 
 def architecture(settings: dict) -> Architecture:
@@ -71,19 +88,27 @@ class TrainingMeshes:
         return int(self.store.n_vertices)
 
 
-def draw_batch(data: TrainingMeshes, *, seed: int, step: int, batch_size: int) -> dict[str, np.ndarray]:
-    """Step `step`'s batch: identity, pose, target (B, N, 3) float32, faces (B, F, 3) int64 in
-    each sample's identity order. A pure function of (seed, step, data)."""
+def draw_batch(data: TrainingMeshes, *, seed: int, step: int, batch_size: int,
+               part: slice = slice(None)) -> dict[str, np.ndarray]:
+    """Step `step`'s batch: identity, pose, target (B, N, 3) float64 (bounding-box centred),
+    faces (B, F, 3) int64 in each sample's identity order. A pure function of (seed, step, data).
+
+    `part` keeps only those samples of the batch (a process's `Trainer.shard`); every sample's
+    draws are made all the same, so the kept samples are those of the whole batch.
+    """
     n_poses = len(data.poses)
     chosen = epoch_walk(len(data.identities) * n_poses, batch_size, step, seed, STAGE, "identity")
     rng = step_rng(seed, step, STAGE, "pairs")
+    kept = range(len(chosen))[part]
     n = data.n_vertices
     out = {"identity": [], "pose": [], "target": [], "faces": []}
-    for index in chosen:
+    for sample, index in enumerate(chosen):
         i, q = data.identities[index // n_poses], data.poses[index % n_poses]
         k = data.identities[int(rng.integers(len(data.identities)))]
         p = data.poses[int(rng.integers(n_poses))]
         order, pose_order = rng.permutation(n), rng.permutation(n)
+        if sample not in kept:
+            continue
         position = np.empty(n, dtype=np.int64)
         position[order] = np.arange(n)  # where each original vertex went
         out["identity"].append(data.vertices(i, q)[order])
@@ -111,6 +136,29 @@ def triple_arrays(store: MeshStore, triples: list[Triple], seed: int,
             "ground_truth": target, "pose_order": orders}
 
 
+def train_step(net: PoseTransferNet, net_train: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               batch: dict[str, torch.Tensor], accel: Acceleration, edge_weight: float,
+               edge_form: str) -> dict[str, torch.Tensor]:
+    """One Adam step on a `draw_batch` batch on the device; the losses, detached.
+
+    `net_train` is what the trainer's `wrap(net)` returned (DDP, compiled or `net` itself); the
+    gates of batch-instance norm are clamped on `net` after the step, on every process alike.
+    The losses compare with the float64 targets, as the step has always done.
+    """
+    net_train.train()
+    identity = batch["identity"]
+    with accel.autocast():
+        pred = net_train(batch["pose"].float().transpose(1, 2), identity.float().transpose(1, 2))
+        with accel.full_precision():
+            terms = pose_transfer_loss(pred.float(), batch["target"], identity, batch["faces"],
+                                       edge_weight, edge_form)
+    optimizer.zero_grad(set_to_none=True)
+    accel.backward(terms["total"])
+    accel.step(optimizer)
+    net.clamp_gates()
+    return {name: value.detach() for name, value in terms.items()}
+
+
 @torch.no_grad()
 def predict(net: PoseTransferNet, identity: np.ndarray, pose: np.ndarray, device: torch.device,
             chunk: int = 8) -> np.ndarray:
@@ -128,10 +176,14 @@ def predict(net: PoseTransferNet, identity: np.ndarray, pose: np.ndarray, device
 def train_pose_transfer(*, meshes: str, val_list: str, out: str, losses_csv: str,
                         checkpoint_dir: str, variant: str, settings: dict, train_identities: list[int],
                         train_poses: list[int], max_tilt_deg: float | None, seed: int,
-                        device: str, training: dict) -> dict:
+                        device: str, training: dict, fast_path: dict | None = None,
+                        rule: str | None = None) -> dict:
     """Train one variant on the training identities x poses under `meshes`, validate on the
     triples of `val_list` (PMD), export the best checkpoint to `out` and the history to
-    `losses_csv`. Returns the export's `extra`."""
+    `losses_csv`. Returns the export's `extra`.
+
+    fast_path: the config's `fast_path` section (`shapepose.training.fast`); rule: the Snakemake
+    rule, named in an out-of-memory error."""
     device = pick_device(device)
     arch = architecture(settings)
     store = MeshStore(meshes, max_tilt_deg=max_tilt_deg)
@@ -149,29 +201,26 @@ def train_pose_transfer(*, meshes: str, val_list: str, out: str, losses_csv: str
                    "training": training, "train_identities": data.identities,
                    "train_poses": data.poses, "max_tilt_deg": max_tilt_deg,
                    "data": data_fingerprint([meshes, val_list])}
+    batch_size = training["batch_size"]
     trainer = Trainer(checkpoint_dir, fingerprint=fingerprint, modules={"model": net},
                       optimizers={"adam": optimizer}, seed=seed, stage=STAGE, device=device,
-                      config=TrainConfig.from_section(training, best_metric="val_pmd", best_mode="min"))
+                      config=TrainConfig.from_section(training, best_metric="val_pmd", best_mode="min"),
+                      fast_path=fast_path, precisions=PRECISIONS,
+                      batch_size=("pose_transfer.training.batch_size", batch_size), rule=rule)
+    net_train = trainer.wrap(net)  # 1x1 Conv1d only: nothing for channels-last
+    part = trainer.shard(batch_size)
 
-    def step_fn(step: int) -> dict[str, float]:
-        net.train()
-        batch = draw_batch(data, seed=seed, step=step, batch_size=training["batch_size"])
-        pred = net(to_points(batch["pose"], device), to_points(batch["identity"], device))
-        terms = pose_transfer_loss(pred, torch.from_numpy(batch["target"]).to(device),
-                                   torch.from_numpy(batch["identity"]).to(device),
-                                   torch.from_numpy(batch["faces"]).to(device), edge_weight,
-                                   edge_form)
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimizer.step()
-        net.clamp_gates()
-        return {name: float(value.detach()) for name, value in terms.items()}
+    def make_batch(step: int) -> dict[str, np.ndarray]:
+        return draw_batch(data, seed=seed, step=step, batch_size=batch_size, part=part)
+
+    def step_fn(step: int, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return train_step(net, net_train, optimizer, batch, trainer.accel, edge_weight, edge_form)
 
     def validate_fn() -> dict[str, float]:
         pred = predict(net, val["identity"], val["pose"], device)
         return {"val_pmd": float(pmd(pred, val["ground_truth"]).mean())}
 
-    trainer.fit(step_fn, validate_fn)
+    trainer.fit(step_fn, validate_fn, batches=make_batch)
     extra = {"variant": variant, "architecture": asdict(arch), "edge_weight": edge_weight,
              "edge_loss": edge_form,
              "n_vertices": data.n_vertices, "steps": training["steps"],

@@ -4,7 +4,19 @@ The training set is a directory with `instances.json` (the shared instances form
 relative to the directory or to its `images/` folder) and the photos. A seeded slice of it is held
 out; the best checkpoint is the one with the highest panoptic quality (mask IoU with misses and
 false detections counted) on that slice. Batches and augmentation are a pure function of
-(seed, step), so a resumed run sees exactly the batches the uninterrupted one would.
+(seed, step), so a resumed run sees exactly the batches the uninterrupted one would; they are made
+on the host (`draw_batch`: lists of images and targets, which DataLoader workers may make).
+
+Precision (PRECISIONS): the model runs under the run's autocast, which computes its losses
+(cross-entropy, smooth L1, BCE with logits) in fp32, as does torchvision's RoI align; their sum
+is taken in fp32.
+
+Several processes (`shapepose.training.distributed`): each rank draws the whole global batch's
+photos and augmentations and keeps its `Trainer.shard`; the trunk's GroupNorm is per image. What
+is not one process's run: the RPN's and RoI heads' box samplers draw from each rank's own global
+RNG, and their losses are means over each rank's sampled anchors and boxes (so the mean over
+ranks weighs them a little differently from one mean over the whole batch); each rank pads its
+images to the largest of its own slice rather than of the batch.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from shapepose.segmentation.backends import TorchvisionSegmenter
 from shapepose.segmentation.model import build_demo_model
 from shapepose.training import TrainConfig, Trainer, count_parameters, pick_device, seed_everything
 from shapepose.training.batches import epoch_walk, step_rng
+from shapepose.training.fast import Acceleration
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger("shapepose.segmentation")
@@ -33,6 +46,9 @@ log = logging.getLogger("shapepose.segmentation")
 STAGE = "segmentation"  # the first label of every random stream of this stage
 
 GRADIENT_CLIP_NORM = 5.0  # seed 002 appendix C
+# Low precisions the model allows: torchvision's Mask R-CNN trains under autocast (its reference
+# scripts' --amp); fp16 with the gradient scaler.
+PRECISIONS = ("bf16", "fp16")
 
 
 @dataclasses.dataclass
@@ -106,9 +122,10 @@ def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
-def augmented_sample(photo: TrainingPhoto, rng: np.random.Generator, device: torch.device,
+def augmented_sample(photo: TrainingPhoto, rng: np.random.Generator,
                      jitter: float) -> tuple[torch.Tensor, dict]:
-    """(3, H, W) float image in [0, 1] and its target, flipped and colour-jittered by `rng`."""
+    """(3, H, W) float image in [0, 1] and its target, flipped and colour-jittered by `rng`; on
+    the host."""
     image = photo.image.astype(np.float32) / 255.0
     masks, boxes = photo.masks, photo.boxes.copy()
     if rng.random() < 0.5:  # horizontal flip: cars face both ways in photos
@@ -118,11 +135,36 @@ def augmented_sample(photo: TrainingPhoto, rng: np.random.Generator, device: tor
     if jitter > 0:  # brightness and contrast, as lighting varies between photos
         gain, offset = rng.uniform(1 - jitter, 1 + jitter), rng.uniform(-jitter, jitter) / 2
         image = np.clip((image - 0.5) * gain + 0.5 + offset, 0.0, 1.0)
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(device)
-    target = {"boxes": torch.from_numpy(boxes).to(device),
-              "labels": torch.from_numpy(photo.labels).to(device),
-              "masks": torch.from_numpy(np.ascontiguousarray(masks)).to(device)}
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(photo.labels),
+              "masks": torch.from_numpy(np.ascontiguousarray(masks))}
     return tensor, target
+
+
+def draw_batch(train: list[TrainingPhoto], *, seed: int, step: int, batch_size: int,
+               jitter: float, part: slice = slice(None)) -> dict[str, list]:
+    """Step `step`'s images and targets (host lists, `augmented_sample`), a pure function of
+    (seed, step); `part` keeps those samples (a process's shard) after every sample's draws."""
+    chosen = epoch_walk(len(train), batch_size, step, seed, STAGE, "photos")
+    rng = step_rng(seed, step, STAGE, "augment")
+    images, targets = zip(*(augmented_sample(train[k], rng, jitter) for k in chosen))
+    return {"images": list(images)[part], "targets": list(targets)[part]}
+
+
+def train_step(model_train: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               params: list[torch.nn.Parameter], images: list[torch.Tensor], targets: list[dict],
+               accel: Acceleration) -> dict[str, torch.Tensor]:
+    """One AdamW step with the gradient norm clipped to GRADIENT_CLIP_NORM; the losses, detached
+    (their sum as "loss")."""
+    model_train.train()  # the validation segmenter leaves the model in eval mode
+    with accel.autocast():
+        losses = model_train(images, targets)
+        with accel.full_precision():
+            total = sum(loss.float() for loss in losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    accel.backward(total)
+    accel.step(optimizer, clip=(params, GRADIENT_CLIP_NORM))
+    return {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}
 
 
 def _schedule(warmup: int, total: int, floor: float = 0.05):
@@ -137,12 +179,15 @@ def _schedule(warmup: int, total: int, floor: float = 0.05):
 
 
 def train_segmenter(*, train_set: str | Path, out: str | Path, losses_csv: str | Path,
-                    checkpoint_dir: str | Path, training: dict, seed: int, device: str) -> dict:
+                    checkpoint_dir: str | Path, training: dict, seed: int, device: str,
+                    fast_path: dict | None = None, rule: str | None = None) -> dict:
     """Train the demo model with the shared trainer; export the best state to `out` and the loss
     history to `losses_csv`.
 
     training: config segmentation.train (arch, the optimizer's settings, holdout, jitter and the
-    trainer's loop settings). Returns the exported state's validation metrics.
+    trainer's loop settings); fast_path: the config's `fast_path` section
+    (`shapepose.training.fast`); rule: the Snakemake rule, named in an out-of-memory error.
+    Returns the exported state's validation metrics.
     """
     device = pick_device(device)
     arch, steps, batch_size = training["arch"], training["steps"], training["batch_size"]
@@ -165,19 +210,6 @@ def train_segmenter(*, train_set: str | Path, out: str | Path, losses_csv: str |
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(warmup_steps, steps))
 
-    def step_fn(step: int) -> dict[str, float]:
-        chosen = epoch_walk(len(train), batch_size, step, seed, STAGE, "photos")
-        rng = step_rng(seed, step, STAGE, "augment")
-        images, targets = zip(*(augmented_sample(train[k], rng, device, jitter) for k in chosen))
-        model.train()  # the validation segmenter below leaves the model in eval mode
-        losses = model(list(images), list(targets))
-        total = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, GRADIENT_CLIP_NORM)
-        optimizer.step()
-        return {"loss": total.item(), **{k: v.item() for k, v in losses.items()}}
-
     segmenter = TorchvisionSegmenter(model, device)
 
     def validate_fn() -> dict[str, float]:
@@ -196,8 +228,21 @@ def train_segmenter(*, train_set: str | Path, out: str | Path, losses_csv: str |
         optimizers={"adamw": optimizer}, lr_schedulers={"lr": scheduler}, seed=seed,
         stage=STAGE, device=device,
         config=TrainConfig.from_section(training, best_metric="val_pq", best_mode="max",
-                                        validate=bool(held_out)))
-    result = trainer.fit(step_fn, validate)
+                                        validate=bool(held_out)),
+        fast_path=fast_path, precisions=PRECISIONS,
+        batch_size=("segmentation.train.batch_size", batch_size), rule=rule)
+    model_train = trainer.wrap(model, convolutional=True)
+    part = trainer.shard(batch_size)
+
+    def make_batch(step: int) -> dict[str, list]:
+        return draw_batch(train, seed=seed, step=step, batch_size=batch_size, jitter=jitter,
+                          part=part)
+
+    def step_fn(step: int, batch: dict[str, list]) -> dict[str, torch.Tensor]:
+        return train_step(model_train, optimizer, params, batch["images"], batch["targets"],
+                          trainer.accel)
+
+    result = trainer.fit(step_fn, validate, batches=make_batch)
     trainer.export(out, which="best", extra={
         "arch": dict(arch), "train_photos": [p.key for p in train],
         "held_out_photos": [p.key for p in held_out]})
