@@ -51,6 +51,11 @@ rule train_lwgan:
         mem_mb=memory_mb(2500),
         runtime=2880,  # minutes; the demo default takes under 1 on one CPU core
         gpu=1,
+        nodes=1,  # several GPUs on one node: --set-resources train_lwgan:gpu=N runs DDP
+        # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU (none
+        # was available): one fp32 step at iper.yaml's sizes (256 px, conv_dim 64, VGG-19) peaked at
+        # 5.4 GB resident on the CPU (benchmarks/train_step.py --size real, 2026-12-07).
+        gpu_mem_mb=6000,  # estimated
     log:
         "logs/train_lwgan/{lw_experiment}/r{replicate}.log",
     benchmark:

@@ -54,6 +54,11 @@ rule train_posenet:
         mem_mb=memory_mb(3000),
         runtime=600,  # minutes; the demo default takes well under 1 on one CPU core
         gpu=1,
+        nodes=1,  # several GPUs on one node: --set-resources train_posenet:gpu=N runs DDP
+        # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU (none
+        # was available): one fp32 step at h36m.yaml's sizes (hidden 4096, batch 64) peaked at 1.6
+        # GB resident on the CPU (benchmarks/train_step.py --size real, 2026-12-07).
+        gpu_mem_mb=2000,  # estimated
     log:
         f"logs/train_posenet/{P2M_DATASET}/{{p2m_experiment}}/r{{replicate}}.log",
     benchmark:
@@ -92,6 +97,12 @@ rule train_meshnet:
         mem_mb=memory_mb(4000),
         runtime=2880,  # minutes; the demo default takes under 1 on one CPU core
         gpu=1,
+        nodes=1,  # several GPUs on one node: --set-resources train_meshnet:gpu=N runs DDP
+        # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU (none
+        # was available): one fp32 step at h36m.yaml's sizes (width 256, batch 64, 9 levels of a
+        # 6746-vertex stand-in for SMPL) peaked at 11.9 GB resident on the CPU
+        # (benchmarks/train_step.py --size real, 2026-12-07).
+        gpu_mem_mb=12500,  # estimated
     log:
         f"logs/train_meshnet/{P2M_DATASET}/{{p2m_experiment}}/r{{replicate}}.log",
     benchmark:

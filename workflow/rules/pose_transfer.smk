@@ -57,6 +57,12 @@ rule train_pose_transfer:
         mem_mb=memory_mb(3000),
         runtime=600,  # minutes; the demo default takes well under 1 on one CPU core
         gpu=1,
+        nodes=1,  # several GPUs on one node: --set-resources train_pose_transfer:gpu=N runs DDP
+        # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU (none
+        # was available): one fp32 step at npt.yaml's sizes (width 1024, batch 8, a 6746-vertex
+        # stand-in for SMPL) peaked at 6.2 GB resident on the CPU (benchmarks/train_step.py --size
+        # real, 2026-12-07).
+        gpu_mem_mb=7000,  # estimated
     log:
         f"logs/train_pose_transfer/{PT_DATASET}/{{pt_variant}}/r{{replicate}}.log",
     benchmark:

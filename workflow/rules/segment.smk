@@ -37,6 +37,12 @@ if segmenter_train_set() is not None:
             # Mask R-CNN training: the one job that needs a GPU at scale; `device: auto` falls back
             # to the CPU, and a local run without --resources gpu=N is not limited by it.
             gpu=1,
+            nodes=1,  # several GPUs on one node: --set-resources train_segmenter:gpu=N runs DDP
+            # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU
+            # (none was available): the real configs do not train it (COCO weights); one step of the
+            # demo model peaked at 1.8 GB resident on the CPU (benchmarks/train_step.py --size real,
+            # 2026-12-07).
+            gpu_mem_mb=2000,  # estimated
         log:
             f"logs/train_segmenter/{CARS}/r{{replicate}}.log",
         benchmark:

@@ -26,6 +26,11 @@ rule train_style_transfer:
         mem_mb=memory_mb(4000),
         runtime=1440,  # minutes; the demo default takes about 2 on one CPU core
         gpu=1,
+        nodes=1,  # several GPUs on one node: --set-resources train_style_transfer:gpu=N runs DDP
+        # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU (none
+        # was available): one fp32 step at cars.yaml's sizes (ngf 64, batch 4, 128 px) peaked at 3.4
+        # GB resident on the CPU (benchmarks/train_step.py --size real, 2026-12-07).
+        gpu_mem_mb=4000,  # estimated
     log:
         f"logs/train_style_transfer/{CARS}/{{experiment}}/r{{replicate}}.log",
     benchmark:
