@@ -15,7 +15,9 @@ def normalize(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 def conjugate(q: torch.Tensor) -> torch.Tensor:
     """(w, -x, -y, -z): the inverse of a unit quaternion."""
-    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
+    # negation, not a product with a sign vector: a vector made on the host would be copied to
+    # the device at every call, a synchronisation per training step
+    return torch.cat([q[..., :1], -q[..., 1:]], dim=-1)
 
 
 def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

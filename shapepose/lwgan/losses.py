@@ -76,8 +76,11 @@ class VGGPerceptual(nn.Module):
         super().__init__()
         import torchvision
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_VGG_SEED)
+        from shapepose.training.rng import seed_everything
+
+        with torch.random.fork_rng(devices=[]):  # building it draws nothing of the run's
+            if weights_path is None:  # a fixed stand-in for the file (benchmarks), every process
+                seed_everything(RANDOM_VGG_SEED, "lwgan", "random_vgg")
             vgg = torchvision.models.vgg19(weights=None)
         if weights_path is not None:
             vgg.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))

@@ -212,12 +212,16 @@ class Trainer:
         self.seconds_per_step: float | None = None  # mean over this run's log windows
         self.accel.apply_backend_settings()
 
-    def wrap(self, module: torch.nn.Module, convolutional: bool = False):
+    def wrap(self, module: torch.nn.Module, convolutional: bool = False,
+             compile: bool = True):
         """What a stage's training step calls instead of `module`: channels-last (convolutional
         modules, when on), DistributedDataParallel (several processes) and torch.compile (when
-        on). The trainer keeps, checkpoints and exports `module` itself, and validation uses it."""
+        on, and the module allows it: `compile=False` for one whose graph is differentiated
+        twice, which compiled graphs are not). The trainer keeps, checkpoints and exports
+        `module` itself, and validation uses it."""
         self.accel.prepare(module, convolutional)
-        return self.accel.compiled(wrap_ddp(module, self.device))
+        wrapped = wrap_ddp(module, self.device)
+        return self.accel.compiled(wrapped) if compile else wrapped
 
     def shard(self, global_batch: int) -> slice:
         """This process's slice of a step's global batch (everything in one process)."""
@@ -306,6 +310,9 @@ class Trainer:
                     self._validate_and_log(progress, validate_fn if index == step else None,
                                            last=index == step)
                 pending = []
+                if not stop:  # a SIGTERM that came while this step validated or logged
+                    stop = self.dist.any(self._stop_requested)
+                    checkpoint = checkpoint or stop
                 if checkpoint:
                     path = self._save_periodic(progress)
                     if stop and not finished:

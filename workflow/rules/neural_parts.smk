@@ -24,6 +24,12 @@ rule train_neural_parts:
         mem_mb=memory_mb(4000),
         runtime=600,  # minutes; the demo default takes about 1 on one CPU core
         gpu=1,
+        nodes=1,  # several GPUs on one node: --set-resources train_neural_parts:gpu=N runs DDP
+        # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU (none
+        # was available): one fp32 step at dfaust.yaml's sizes (224 px, width 256, 10 primitives, 2
+        # frames of 2000 + 5000 points) peaked at 2.7 GB resident on the CPU, 0.9 GB of it the
+        # imports (benchmarks/train_step.py --size real, 2026-12-07).
+        gpu_mem_mb=3000,  # estimated
     log:
         f"logs/train_neural_parts/{DATASET}/P{{n_primitives}}/r{{replicate}}.log",
     benchmark:

@@ -26,6 +26,12 @@ rule train_shape_pose:
         mem_mb=memory_mb(4000),
         runtime=1440,  # minutes per attempt; a longer run resumes from its checkpoint when retried
         gpu=1,
+        nodes=1,  # several GPUs on one node: --set-resources train_shape_pose:gpu=N runs DDP
+        # GPU memory the real config needs, estimated from the CPU peak, not measured on a GPU (none
+        # was available): one fp32 step at cars.yaml's sizes (128 px, fc 1024, 8000 points, grid 64,
+        # 16 images) peaked at 1.9 GB resident on the CPU, 0.9 GB of it the imports
+        # (benchmarks/train_step.py --size real, 2026-12-07).
+        gpu_mem_mb=2000,  # estimated
     log:
         f"logs/train_shape_pose/{CARS}/{{variant}}/r{{replicate}}.log",
     benchmark:
