@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
 
-from shapepose.workflow import script_logging
+from shapepose.workflow import run_training, script_logging
 
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
@@ -12,7 +12,8 @@ with script_logging(snakemake):
     from shapepose.neural_parts.train import train_neural_parts
 
     configure_torch(snakemake.threads)
-    train_neural_parts(
+    run_training(
+        snakemake, train_neural_parts,
         surface=list(snakemake.input.surface),
         volume=list(snakemake.input.volume),
         renders=list(snakemake.input.renders),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
 
-from shapepose.workflow import script_logging
+from shapepose.workflow import run_training, script_logging
 
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
@@ -12,7 +12,8 @@ with script_logging(snakemake):
     from shapepose.shape_pose.train import train_shape_pose
 
     configure_torch(snakemake.threads)
-    train_shape_pose(
+    run_training(
+        snakemake, train_shape_pose,
         data=snakemake.input.data,
         out=snakemake.output.model,
         losses_csv=snakemake.output.losses,

@@ -155,27 +155,41 @@ def _rows(rng: np.random.Generator, available: int, wanted: int) -> np.ndarray:
 
 def draw_batch(frames: list[FrameRef], cache: FrameCache, *, seed: int, stage: str, step: int,
                batch_size: int, n_surface: int, n_volume: int, n_sphere: int, radius: float,
-               device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+               device: torch.device | None = None, part: slice = slice(None)
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The batch of training step `step` and the sphere points it uses: a pure function of
     (seed, step, frames). Frames: `epoch_walk(..., stage, "frames")` (each once per epoch);
     stored rows and sphere points: `step_rng(seed, step, stage, "points")`. Tensors: images
     (B, 3, S, S), surface_points and surface_normals (B, n_surface, 3), volume_points
-    (B, n_volume, 3), inside (B, n_volume) bool, weights (B, n_volume); sphere (n_sphere, 3)."""
+    (B, n_volume, 3), inside (B, n_volume) bool, weights (B, n_volume); sphere (n_sphere, 3);
+    on `device`, or on the host when None.
+
+    `part`: the frames of the batch to return (a training process's slice of the global batch).
+    The rows of every frame of the batch are drawn all the same, in order, so the slices of
+    several processes are the frames and rows one process draws (each process reads the whole
+    batch's frames: their row counts decide the draws).
+    """
     chosen = epoch_walk(len(frames), batch_size, step, seed, stage, "frames")
     rng = step_rng(seed, step, stage, "points")
+    kept = range(batch_size)[part]
     parts = collections.defaultdict(list)
-    for index in chosen:
+    for position, index in enumerate(chosen):
         samples = cache(frames[int(index)])
         s = _rows(rng, len(samples.surface_points), n_surface)
         v = _rows(rng, len(samples.volume_points), n_volume)
+        if position not in kept:
+            continue
         parts["images"].append(samples.image)
         parts["surface_points"].append(samples.surface_points[s])
         parts["surface_normals"].append(samples.surface_normals[s])
         parts["volume_points"].append(samples.volume_points[v])
         parts["inside"].append(samples.inside[v])
         parts["weights"].append(samples.weights[v])
-    batch = {key: torch.from_numpy(np.stack(values)).to(device) for key, values in parts.items()}
-    sphere = sphere_points(n_sphere, radius, rng).to(device)
+    batch = {key: torch.from_numpy(np.stack(values)) for key, values in parts.items()}
+    sphere = sphere_points(n_sphere, radius, rng)
+    if device is not None:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        sphere = sphere.to(device)
     return batch, sphere
 
 

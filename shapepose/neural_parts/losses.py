@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from shapepose.neural_parts.model import NeuralParts, union_implicit
+from shapepose.neural_parts.model import union_implicit
 
 # Seed 003's coverage: -log(1e-6 + sigmoid(-g / tau)); the 1e-6 bounds each term by -log(1e-6).
 COVERAGE_EPS = 1e-6
@@ -104,21 +104,21 @@ def coverage_loss(g: torch.Tensor, inside: torch.Tensor, tau: float, k: int) -> 
     return terms.mean()
 
 
-def neural_parts_losses(model: NeuralParts, batch: dict[str, torch.Tensor], sphere: torch.Tensor,
-                        config: LossConfig) -> dict[str, torch.Tensor]:
-    """Every loss term and their weighted sum ("total") for one batch.
+def neural_parts_losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+                        surface: torch.Tensor, config: LossConfig) -> dict[str, torch.Tensor]:
+    """Every loss term and their weighted sum ("total") for one batch, in fp32.
 
-    batch: images (B, 3, H, W), surface_points and surface_normals (B, Ns, 3), volume_points
-    (B, Nv, 3), inside (B, Nv) bool, weights (B, Nv). sphere: (K, 3) points on the sphere.
+    out: the network's outputs for the batch (`NeuralParts.forward`), computed from `surface`,
+    the batch's surface points with requires_grad (the normal loss differentiates G there).
+    batch: surface_points and surface_normals (B, Ns, 3), inside (B, Nv) bool, weights (B, Nv).
+    Every term is a mean over the batch's frames (or its points), so processes that each hold a
+    slice of a batch average to the whole batch's losses.
     """
-    condition = model.conditions(batch["images"])
-    surface = batch["surface_points"].detach().requires_grad_(True)
-    G_surface = union_implicit(model.implicit(condition, surface))
-    g_volume = model.implicit(condition, batch["volume_points"])
+    g_volume = out["g_volume"]
     terms = {
-        "reconstruction": chamfer_loss(model.primitive_points(condition, sphere), batch["surface_points"]),
+        "reconstruction": chamfer_loss(out["primitive_points"], batch["surface_points"]),
         "occupancy": occupancy_loss(union_implicit(g_volume), batch["inside"], batch["weights"], config.tau),
-        "normal": normal_consistency_loss(G_surface, surface, batch["surface_normals"]),
+        "normal": normal_consistency_loss(out["G_surface"], surface, batch["surface_normals"]),
         "overlap": overlap_loss(g_volume, config.tau, config.overlap_lambda),
         "coverage": coverage_loss(g_volume, batch["inside"], config.tau, config.coverage_k),
     }

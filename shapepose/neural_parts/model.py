@@ -69,7 +69,8 @@ class ImageEncoder(nn.Module):
         super().train(mode)
         if mode and self.freeze_batchnorm:
             for module in self.backbone.modules():
-                if isinstance(module, nn.BatchNorm2d):
+                # SyncBatchNorm: what several CUDA processes turn the layers into
+                if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
                     module.eval()
         return self
 
@@ -138,8 +139,9 @@ def _mlp2(condition_dim: int, hidden: int, out: int) -> nn.Sequential:
 
 
 def q_identity(like: torch.Tensor) -> torch.Tensor:
-    """The identity rotation (w, x, y, z) = (1, 0, 0, 0) with the dtype and device of `like`."""
-    return torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=like.dtype, device=like.device)
+    """The identity rotation (w, x, y, z) = (1, 0, 0, 0) with the dtype and device of `like`
+    (made there: a copy from the host would make it wait for the device in every step)."""
+    return torch.eye(4, dtype=like.dtype, device=like.device)[0]
 
 
 class ConditionalINN(nn.Module):
@@ -202,9 +204,29 @@ class NeuralParts(nn.Module):
         self.embeddings = nn.Parameter(torch.randn(n_primitives, embedding_dim))
         self.inn = ConditionalINN(feature_dim + embedding_dim, hidden)
 
+    def forward(self, images: torch.Tensor, surface_points: torch.Tensor,
+                volume_points: torch.Tensor, sphere: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the losses of one training batch need, in one call (the call DistributedDataParallel
+        sees): G at the surface samples (B, Ns) (give them requires_grad for the normal loss),
+        g_m at the volume samples (B, M, Nv) and the sphere's points on every primitive
+        (B, M, K, 3).
+
+        Only the image encoder follows the caller's autocast. The invertible network runs in
+        fp32 whatever it is (a no-op in fp32): g is the norm of a point pulled back through four
+        exponential scalings, read at the sharpness tau = 0.004 (bf16 steps by 0.002 at the
+        radius 0.25), and the normal loss differentiates it.
+        """
+        condition = self.conditions(images)
+        with torch.autocast(images.device.type, enabled=False):
+            G_surface = union_implicit(self.implicit(condition, surface_points))
+            g_volume = self.implicit(condition, volume_points)
+            primitives = self.primitive_points(condition, sphere)
+        return {"G_surface": G_surface, "g_volume": g_volume, "primitive_points": primitives}
+
     def conditions(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, H, W) in [0, 1] -> C (B, M, D): the image feature beside each embedding."""
-        feature = self.encoder(images)
+        """Images (B, 3, H, W) in [0, 1] -> C (B, M, D): the image feature beside each embedding
+        (fp32, also under autocast)."""
+        feature = self.encoder(images).float()
         batch = feature.shape[0]
         return torch.cat([feature[:, None, :].expand(-1, self.n_primitives, -1),
                           self.embeddings[None].expand(batch, -1, -1)], dim=-1)

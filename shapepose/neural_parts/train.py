@@ -1,4 +1,16 @@
-"""Training Neural Parts for one number of primitives with the shared trainer (resume, best by val IoU)."""
+"""Training Neural Parts for one number of primitives with the shared trainer (resume, best by val IoU).
+
+The batch of a step (`draw_batch`: frames, their stored rows, the sphere points) is drawn on the
+host as a pure function of (seed, step); `train_step` is the step itself, which the benchmark
+(benchmarks/trainers/neural_parts.py) runs too.
+
+Several processes (the rule's `gpu`) each take their slice of a step's frames after the whole
+global batch is drawn, and every loss is a mean over frames or points, so the averaged gradients
+are one process's, with one exception: the ResNet-18's batch-norm layers (unless
+`freeze_batchnorm`). On CUDA they become SyncBatchNorm (`Trainer.wrap`), normalising over the
+global batch as one process does; on the CPU (no SyncBatchNorm in PyTorch) each process
+normalises its own frames, and the running statistics kept are rank 0's.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +28,21 @@ from shapepose.neural_parts.losses import LossConfig, neural_parts_losses
 from shapepose.neural_parts.model import NeuralParts, union_implicit
 from shapepose.neural_parts.metrics import weighted_iou
 from shapepose.training import Trainer, TrainConfig, pick_device, seed_everything
+from shapepose.training.fast import Acceleration
 from shapepose.training.fingerprint import data_fingerprint
 
 log = logging.getLogger(__name__)
 
 STAGE = "neural_parts"  # the first label of every random stream of this stage
+# What the network may train in besides fp32: bf16, for the ResNet-18 image encoder only. The
+# invertible network, its implicit function, the normal loss's gradient of it and the Chamfer
+# distances (|a|^2 + |b|^2 - 2 a.b, a difference of nearly equal numbers) stay fp32
+# (`NeuralParts.forward`, `train_step`). Not fp16: the occupancy loss's logits are -G / tau, so
+# a primitive thrown far off early in training makes losses of 1e9 (the tests' tiny run: 2e9
+# over its first 2 steps), whose gradients overflow fp16. fp32 and bf16 (fp32's range) recover
+# within a few steps; in fp16 the gradient scaler skipped 9 of that run's first 10 steps and its
+# loss stayed at 5e9.
+PRECISIONS = ("bf16",)
 
 
 def build_model(n_primitives: int, model: dict) -> NeuralParts:
@@ -59,6 +81,24 @@ def validation_iou(model: NeuralParts, frames: list[FrameRef], cache: FrameCache
     return float(np.mean(ious))
 
 
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, accel: Acceleration,
+               batch: dict[str, torch.Tensor], sphere: torch.Tensor,
+               config: LossConfig) -> dict[str, torch.Tensor]:
+    """One optimisation step on one batch (`draw_batch`'s tensors and sphere, on the device): the
+    network's forward (the encoder in the run's precision, the rest fp32), the losses in fp32,
+    the backward pass and the Adam step. `net` is what the step trains through (the trainer's
+    `wrap` of the network). Returns the loss terms as tensors on the device."""
+    surface = batch["surface_points"].detach().requires_grad_(True)
+    with accel.autocast():
+        out = net(accel.images(batch["images"]), surface, batch["volume_points"], sphere)
+        with accel.full_precision():
+            terms = neural_parts_losses(out, batch, surface, config)
+    optimizer.zero_grad(set_to_none=True)
+    accel.backward(terms["total"])
+    accel.step(optimizer)
+    return {name: value.detach() for name, value in terms.items()}
+
+
 def evenly_spaced(frames: list, limit: int) -> list:
     if len(frames) <= limit:
         return list(frames)
@@ -68,10 +108,12 @@ def evenly_spaced(frames: list, limit: int) -> list:
 def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list[str],
                        renders: list[str], out: str, losses_csv: str, checkpoint_dir: str,
                        n_primitives: int, seed: int, device: str, split: dict, model: dict,
-                       losses: dict, training: dict) -> dict:
+                       losses: dict, training: dict, fast_path: dict | None = None,
+                       rule: str | None = None) -> dict:
     """Train on the train split of `sequences` (the test sequences must not be among them),
     export the best checkpoint by validation IoU to `out` and the loss history to `losses_csv`.
-    Returns the export's `extra`."""
+    Returns the export's `extra`. `fast_path`: the config's fast_path section (None: none);
+    `rule`: the Snakemake rule, named when the GPU runs out of memory."""
     device = pick_device(device)
     files = sequence_files(sequences, surface, volume, renders)
     frames = split_frames(files, split["test_sequences"], split["val_stride"])
@@ -93,28 +135,39 @@ def train_neural_parts(*, sequences: list[str], surface: list[str], volume: list
     fingerprint = {"n_primitives": n_primitives, "model": model, "losses": asdict(loss_config),
                    "training": training, "split": split,
                    "data": data_fingerprint(surface + volume + renders)}
+    batch_size = int(training["batch_size"])
     trainer = Trainer(
         checkpoint_dir, fingerprint=fingerprint, modules={"model": net},
         optimizers={"adam": optimizer}, seed=seed, stage=STAGE, device=device,
         config=TrainConfig.from_section(training, best_metric="val_iou", best_mode="max",
-                                        validate=bool(val_frames)))
+                                        validate=bool(val_frames)),
+        fast_path=fast_path, precisions=PRECISIONS,
+        batch_size=("neural_parts.training.batch_size", batch_size), rule=rule)
+    if trainer.accel.compile:
+        log.warning("fast_path.compile is ignored for Neural Parts: its normal loss needs a "
+                    "double backward, which torch.compile does not support")
+    # torch.compile (AOTAutograd) cannot differentiate a compiled graph twice, and the normal
+    # loss differentiates the network's gradient
+    net_train = trainer.wrap(net, convolutional=True, compile=False)
+    part = trainer.shard(batch_size)
+    radius = net.radius
 
-    def step_fn(step: int) -> dict[str, float]:
+    def make_batch(step: int) -> dict:
+        """This process's frames of step `step`, on the host, after the global batch's draws."""
         batch, sphere = draw_batch(
-            frames["train"], cache, seed=seed, stage=STAGE, step=step,
-            batch_size=training["batch_size"],
+            frames["train"], cache, seed=seed, stage=STAGE, step=step, batch_size=batch_size,
             n_surface=training["surface_points"], n_volume=training["volume_points"],
-            n_sphere=training["sphere_points"], radius=net.radius, device=device)
-        terms = neural_parts_losses(net, batch, sphere, loss_config)
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimizer.step()
-        return {name: float(value.detach()) for name, value in terms.items()}
+            n_sphere=training["sphere_points"], radius=radius, part=part)
+        return {"batch": batch, "sphere": sphere}
+
+    def step_fn(step: int, batch: dict) -> dict[str, torch.Tensor]:
+        return train_step(net_train, optimizer, trainer.accel, batch["batch"], batch["sphere"],
+                          loss_config)
 
     def validate_fn() -> dict[str, float]:
         return {"val_iou": validation_iou(net, val_frames, cache, device)}
 
-    trainer.fit(step_fn, validate_fn if val_frames else None)
+    trainer.fit(step_fn, validate_fn if val_frames else None, batches=make_batch)
     extra = {"model": dict(model, n_primitives=n_primitives), "n_train_frames": len(frames["train"]),
              "n_val_frames": len(frames["val"]), "steps": training["steps"],
              "batch_size": training["batch_size"]}

@@ -82,14 +82,51 @@ def projections(n_views: int, pairing: str, device=None) -> tuple[torch.Tensor, 
     raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
 
 
-def drop_points(points: torch.Tensor, keep: float, generator: torch.Generator | None) -> torch.Tensor:
-    """(R, N, 3) -> (R, M, 3): a random subset of M = ceil(keep N) points of every cloud."""
+def dropout_clouds(n_views: int, candidates: int, pairing: str) -> int:
+    """Clouds of one model that draw their own point dropout in `pair_losses`: every projection
+    (P K) with "first_view", every cloud of a pair (P) with "all_pairs"."""
+    P = len(projections(n_views, pairing)[0])
+    return P * candidates if pairing == "first_view" else P
+
+
+def point_subsets(rows: int, n_points: int, keep: float,
+                  generator: torch.Generator | None) -> torch.Tensor | None:
+    """(rows, M) indices (CPU) of a random subset of M = round(keep N) of n_points points for
+    each of `rows` clouds; None when keep >= 1 (every point, nothing drawn)."""
     if keep >= 1.0:
+        return None
+    M = max(1, round(keep * n_points))
+    return torch.rand(rows, n_points, generator=generator).argsort(dim=1)[:, :M]
+
+
+def gather_points(points: torch.Tensor, subsets: torch.Tensor | None) -> torch.Tensor:
+    """(R, N, 3) clouds -> (R, M, 3): each cloud's points of its row of `subsets` (R, M)."""
+    if subsets is None:
         return points
+    R, M = subsets.shape
+    if R != points.shape[0]:
+        raise ValueError(f"{R} point subsets for {points.shape[0]} clouds")
+    return torch.gather(points, 1, subsets.to(points.device)[..., None].expand(R, M, 3))
+
+
+def drop_points(points: torch.Tensor, keep: float, generator: torch.Generator | None) -> torch.Tensor:
+    """(R, N, 3) -> (R, M, 3): a random subset of M = round(keep N) points of every cloud."""
     R, N, _ = points.shape
-    M = max(1, round(keep * N))
-    order = torch.rand(R, N, generator=generator).argsort(dim=1)[:, :M].to(points.device)
-    return torch.gather(points, 1, order[..., None].expand(R, M, 3))
+    return gather_points(points, point_subsets(R, N, keep, generator))
+
+
+def draw_point_subsets(models: int, n_views: int, candidates: int, n_points: int, pairing: str,
+                       keep: float, generator: torch.Generator | None) -> torch.Tensor | None:
+    """The point dropout `pair_losses` draws for a batch of `models` models, drawn ahead:
+    (models, dropout_clouds(...), M) indices (CPU), or None when keep >= 1.
+
+    The same draws from `generator` as `pair_losses(..., keep, generator)` makes, model-major, so
+    a training process that holds models [part] of a step's global batch takes rows [part] of the
+    global batch's draw and sees what one process would (and the host can draw them ahead).
+    """
+    rows = dropout_clouds(n_views, candidates, pairing)
+    subsets = point_subsets(models * rows, n_points, keep, generator)
+    return None if subsets is None else subsets.view(models, rows, -1)
 
 
 def student_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "re") -> torch.Tensor:
@@ -99,11 +136,15 @@ def student_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "re")
 
 
 def pair_losses(out: dict, masks: torch.Tensor, projector: Projector, settings: LossSettings,
-                sigma: float, keep: float, generator: torch.Generator | None = None) -> dict:
+                sigma: float, keep: float, generator: torch.Generator | None = None,
+                subsets: torch.Tensor | None = None) -> dict:
     """The losses of one batch of B models x W views.
 
     out: the network's outputs over the B W images, reshaped so that points (B, W, N, 3),
     candidates (B, W, K, 4), student (B, W, 4), scale (B, W) or None; masks (B, W, G, G).
+    The point dropout keeps `keep` of the points, drawn from `generator`, or, when `subsets` is
+    given, the subsets `draw_point_subsets` drew ahead for these B models (keep and generator
+    are then not used).
     Returns {"reprojection", "student", "total"} (scalars) and "winner" (B, P) indices, P the
     projections per model (`projections`).
     """
@@ -114,11 +155,16 @@ def pair_losses(out: dict, masks: torch.Tensor, projector: Projector, settings: 
     P = len(source)
     if settings.pairing == "all_pairs" and P == 0:
         raise ValueError("the reprojection loss needs at least two views per model")
+    if subsets is None:
+        subsets = draw_point_subsets(B, W, K, N, settings.pairing, keep, generator)
+    if subsets is not None:
+        subsets = subsets.reshape(-1, subsets.shape[-1])
     clouds = points[:, source].reshape(B * P, N, 3)
     if settings.pairing == "first_view":  # DPC: every projection draws its own dropout
-        clouds = drop_points(clouds[:, None].expand(-1, K, -1, -1).reshape(B * P * K, N, 3), keep, generator)
+        clouds = clouds[:, None].expand(-1, K, -1, -1).reshape(B * P * K, N, 3)
+        clouds = gather_points(clouds, subsets)
     else:
-        clouds = drop_points(clouds, keep, generator)
+        clouds = gather_points(clouds, subsets)
         clouds = clouds[:, None].expand(-1, K, -1, -1).reshape(B * P * K, -1, 3)
     poses = candidates[:, target].reshape(B * P * K, 4)
     scales = None

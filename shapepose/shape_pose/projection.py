@@ -15,7 +15,10 @@ A point cloud seen from a pose becomes a silhouette (and a depth image) through 
 4. Images: silhouette = sum_k r_k (signal 1 in every cell, 0 beyond the grid), depth =
    sum_k r_k z_k + r_beyond * max_depth.
 
-Every step is differentiable in the points, the pose and the scale.
+Every step is differentiable in the points, the pose and the scale. It runs in fp32 (a training
+step calls it outside autocast): splatting sums many small trilinear weights and the ray products
+are sums of logs. Its constants are made on the points' device, not copied from the host: a copy
+would make the host wait for the device in every training step.
 """
 
 from __future__ import annotations
@@ -30,21 +33,23 @@ from shapepose.geometry.quaternions import rotate
 LOG_CLIP = 1e-5
 
 
-def gaussian_kernel(sigma: float, size: int, dtype=torch.float32) -> torch.Tensor:
+def gaussian_kernel(sigma: float, size: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """(size,) normalized 1-D Gaussian of standard deviation `sigma` cells (size odd)."""
     if size % 2 != 1:
         raise ValueError(f"kernel size must be odd, got {size}")
-    x = torch.arange(size, dtype=dtype) - size // 2
+    x = torch.arange(size, dtype=dtype, device=device) - size // 2
     k = torch.exp(-x * x / (2.0 * sigma * sigma))
     return k / k.sum()
 
 
 def banded_kernel(sigma: float, size: int, n: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """(n, n) symmetric matrix M with M[i, j] = kernel[j - i + size // 2]: x @ M convolves x."""
-    k = gaussian_kernel(sigma, size, dtype)
-    offset = torch.arange(n)[None, :] - torch.arange(n)[:, None] + size // 2
+    k = gaussian_kernel(sigma, size, dtype, device)
+    index = torch.arange(n, device=device)
+    offset = index[None, :] - index[:, None] + size // 2
     inside = (offset >= 0) & (offset < size)
-    return torch.where(inside, k[offset.clamp(0, size - 1)], torch.zeros((), dtype=dtype)).to(device)
+    zero = torch.zeros((), dtype=dtype, device=device)
+    return torch.where(inside, k[offset.clamp(0, size - 1)], zero)
 
 
 class Projector:
@@ -60,7 +65,7 @@ class Projector:
     def to_camera(self, points: torch.Tensor, quats: torch.Tensor) -> torch.Tensor:
         """(R, N, 3) points and (R, 4) poses -> (R, N, 3) camera coordinates."""
         cam = rotate(quats, points)
-        return cam + cam.new_tensor([0.0, 0.0, self.distance])
+        return torch.cat([cam[..., :2], cam[..., 2:] + self.distance], dim=-1)
 
     def grid_coordinates(self, cam: torch.Tensor) -> torch.Tensor:
         """(R, N, 3) camera coordinates -> continuous (depth, row, column) cell indices."""
@@ -81,12 +86,13 @@ class Projector:
         base = torch.floor(coords.detach())
         frac = coords - base
         base = base.long()
-        # the 8 corners at once: (R, N, 8) cell indices and weights, one index_add
-        corner = torch.tensor([[k, r, c] for k in (0, 1) for r in (0, 1) for c in (0, 1)],
-                              device=coords.device)
+        # the 8 corners at once: (R, N, 8) cell indices and weights, one index_add; corner i is
+        # the (depth, row, column) offset (i // 4, i // 2 % 2, i % 2)
+        bits = torch.arange(8, device=coords.device)
+        corner = torch.stack([bits // 4, bits // 2 % 2, bits % 2], dim=1)
         cells = base[..., None, :] + corner  # (R, N, 8, 3)
         weights = torch.where(corner.bool(), frac[..., None, :], 1 - frac[..., None, :]).prod(dim=-1)
-        size = torch.tensor([D, G, G], device=coords.device)
+        size = torch.where(torch.arange(3, device=coords.device) == 0, D, G)  # (D, G, G)
         inside = ((cells >= 0) & (cells < size)).all(dim=-1)
         cells = torch.minimum(cells.clamp_min(0), size - 1)
         index = (cells[..., 0] * G + cells[..., 1]) * G + cells[..., 2]
