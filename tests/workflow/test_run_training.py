@@ -77,3 +77,50 @@ def test_sigterm_to_the_launcher_checkpoints_both_ranks_and_one_process_resumes(
     result = ddp_toy_train(str(tmp_path / "ck"), str(tmp_path / "model.pt"), steps=saved[0] + 3,
                            checkpoint_every=100)
     assert result["resumed_from"] == saved[0]
+
+
+def test_a_script_without_a_main_guard_launches_once(tmp_path):
+    """Snakemake runs `script:` files as `python script.py`, with no `if __name__` guard: the
+    spawned workers must not run the script again."""
+    script = tmp_path / "train_script.py"
+    tests = Path(__file__).resolve().parents[1]
+    script.write_text(
+        "import sys\n"
+        f"sys.path[:0] = [{str(tests.parent)!r}, {str(tests)!r}]\n"
+        "from shapepose.training.distributed import launch\n"
+        "from helpers.train_toy import ddp_toy_train\n"
+        "print('script top level ran', flush=True)\n"
+        f"launch(ddp_toy_train, dict(checkpoint_dir={str(tmp_path / 'ck')!r}, "
+        f"out={str(tmp_path / 'model.pt')!r}, steps=4), processes=2)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("script top level ran") == 1
+    assert load_exported(tmp_path / "model.pt")["meta"]["world_size"] == 2
+
+
+def training_rules() -> dict[str, str]:
+    """{rule name: its text} of every `train_*` rule in workflow/rules/."""
+    import re
+
+    rules = {}
+    for path in sorted((Path(__file__).resolve().parents[2] / "workflow" / "rules").glob("*.smk")):
+        text = path.read_text()
+        for match in re.finditer(r"^( *)rule (train_\w+):\n(.*?)(?=^\1rule |\Z)", text, re.S | re.M):
+            rules[match.group(2)] = match.group(3)
+    return rules
+
+
+def test_every_training_rule_declares_one_node_and_its_gpu_memory():
+    rules = training_rules()
+    assert set(rules) == {"train_segmenter", "train_style_transfer", "train_shape_pose",
+                          "train_neural_parts", "train_pose_transfer", "train_posenet",
+                          "train_meshnet", "train_lwgan"}
+    for name, text in rules.items():
+        assert "gpu=1," in text and "nodes=1," in text, name
+        memory = [line for line in text.splitlines() if "gpu_mem_mb=" in line]
+        assert len(memory) == 1, name
+        # the number says where it comes from: measured on a GPU, or estimated from the CPU
+        assert "measured" in memory[0] or "estimated" in memory[0], (name, memory[0])
+        assert "run_training(" in (Path(__file__).resolve().parents[2] / "scripts" /
+                                   f"{name}.py").read_text(), name
