@@ -10,7 +10,7 @@ with script_logging(snakemake):
     import torchvision  # noqa: F401  (before any EGL render in the process, or it segfaults)
 
     from shapepose.training.device import configure_torch
-    from shapepose.workflow import run_training
+    from shapepose.training.distributed import run_training
 
     from shapepose.lwgan.train import train_lwgan
 

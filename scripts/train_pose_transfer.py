@@ -4,10 +4,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the shapepose package
 
-from shapepose.workflow import run_training, script_logging
+from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
+    from shapepose.training.distributed import run_training
 
     from shapepose.pose_transfer.train import train_pose_transfer
 

@@ -8,7 +8,7 @@ from shapepose.workflow import script_logging
 
 with script_logging(snakemake):
     from shapepose.training.device import configure_torch
-    from shapepose.workflow import run_training
+    from shapepose.training.distributed import run_training
 
     from shapepose.style.train import train_style_transfer
 

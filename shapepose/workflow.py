@@ -143,26 +143,3 @@ class _HeldReports:
 
     def release(self) -> None:
         sys.excepthook, sys.unraisablehook = self._excepthook, self._unraisablehook
-
-
-def run_training(snakemake, train_fn, **kwargs):
-    """A training rule's work: `train_fn(**kwargs)` in as many processes as the rule has GPUs.
-
-    The rule's `gpu` resource (1 by default; `--set-resources rule:gpu=4`, which the SLURM
-    profile turns into `--gpus=4 --nodes=1`) is the number of processes (one per GPU, launched as
-    torchrun does; `shapepose.training.distributed`). Every trainer also gets the config's
-    `fast_path` section (read here, not a rule param: it says how to train, not what, so changing
-    it reruns nothing; the precision is part of each run's fingerprint all the same) and the rule's
-    name, for the out-of-memory message. Call it inside `script_logging`.
-    """
-    from shapepose.training.distributed import LaunchFailed, launch, processes_for
-
-    processes = processes_for(snakemake.resources.get("gpu", 0))
-    kwargs.update(fast_path=snakemake.config.get("fast_path"), rule=snakemake.rule)
-    log_path = snakemake.log[0] if len(snakemake.log) else None
-    sys.stderr.flush()
-    try:
-        return launch(train_fn, kwargs, processes, log_path=log_path, threads=snakemake.threads)
-    except LaunchFailed as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code or 1)

@@ -252,3 +252,25 @@ def processes_for(gpus: int | str | None, devices: Sequence | None = None) -> in
         raise ValueError(f"the rule asks for gpu={count} but this node has "
                          f"{torch.cuda.device_count()} GPU(s) visible")
     return max(count, 1)
+
+
+def run_training(snakemake, train_fn, **kwargs):
+    """A training rule's work: `train_fn(**kwargs)` in as many processes as the rule has GPUs.
+
+    The rule's `gpu` resource (1 by default; `--set-resources rule:gpu=4`, which the SLURM
+    profile turns into `--gpus=4 --nodes=1`) is the number of processes (one per GPU, launched as
+    torchrun does; `shapepose.training.distributed`). Every trainer also gets the config's
+    `fast_path` section (read here, not a rule param: it says how to train, not what, so changing
+    it reruns nothing; the precision is part of each run's fingerprint all the same) and the rule's
+    name, for the out-of-memory message. Call it inside `shapepose.workflow.script_logging`
+    (it lives here, not there, so that scripts which train nothing do not reach torch).
+    """
+    processes = processes_for(snakemake.resources.get("gpu", 0))
+    kwargs.update(fast_path=snakemake.config.get("fast_path"), rule=snakemake.rule)
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    sys.stderr.flush()
+    try:
+        return launch(train_fn, kwargs, processes, log_path=log_path, threads=snakemake.threads)
+    except LaunchFailed as exc:
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code or 1)

@@ -1,4 +1,4 @@
-"""A training rule's launch (`shapepose.workflow.run_training`): the rule's `gpu` resource is the
+"""A training rule's launch (`shapepose.training.distributed.run_training`): the rule's `gpu` resource is the
 number of processes, their log lines land in the rule's log (rank 0's progress, other ranks'
 warnings), bad input on the ranks ends the job with one ERROR line, and SIGTERM to the launcher
 checkpoints every rank's run and exits 143, from which a rerun in one process resumes.
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from shapepose.training import load_exported
-from shapepose.workflow import run_training, script_logging
+from shapepose.training.distributed import run_training
+from shapepose.workflow import script_logging
 
 from helpers.train_toy import ddp_toy_train, failing_train
 
