@@ -58,3 +58,9 @@ def acceleration(fast_path: FastPath, device: torch.device, precisions) -> Accel
     accel = Acceleration(fast_path, device, precisions)
     accel.apply_backend_settings()
     return accel
+
+
+def one_process_wrap(accel: Acceleration):
+    """`Trainer.wrap` in one process, for the builders: channels-last (convolutional modules,
+    when on) and torch.compile (when on); no DDP. Returns wrap(module, convolutional)."""
+    return lambda module, convolutional=False: accel.compiled(accel.prepare(module, convolutional))

@@ -19,7 +19,7 @@ import functools
 
 import torch
 
-from benchmarks.trainers.common import Case, acceleration
+from benchmarks.trainers.common import Case, acceleration, one_process_wrap
 from shapepose.config import section
 from shapepose.lwgan.flow import INVALID
 from shapepose.lwgan.inputs import assemble_inputs
@@ -63,9 +63,7 @@ def build(device: torch.device, fast_path: FastPath, *, arch: Architecture, exp:
     """G, D, their optimizers and the loss networks as `train_lwgan` builds them; step(i)."""
     accel = acceleration(fast_path, device, PRECISIONS)
     net = LWGAN(arch, exp, SEED, device, VGGPerceptual(None) if vgg else None, None)
-    # the trainer's `wrap` in one process: channels-last and compile, no DDP
-    net.train_through(accel, lambda module, convolutional: accel.compiled(
-        accel.prepare(module, convolutional)))
+    net.train_through(accel, one_process_wrap(accel))
     frames = {k: v.to(device) for k, v in synthetic_frames(
         torch.Generator().manual_seed(SEED), batch, arch.image_size).items()}
 

@@ -24,7 +24,7 @@ import functools
 import numpy as np
 import torch
 
-from benchmarks.trainers.common import Case, acceleration
+from benchmarks.trainers.common import Case, acceleration, one_process_wrap
 from shapepose.bodies.coarse import load_coarse_template
 from shapepose.bodies.template import load_template
 from shapepose.config import section
@@ -63,7 +63,7 @@ def build_posenet(device: torch.device, fast_path: FastPath, *, model: dict, exp
     accel = acceleration(fast_path, device, PRECISIONS)
     net = initial_posenet(model, seed).to(device)
     optimizer = make_optimizer(net.parameters(), experiment)
-    net_train = accel.compiled(accel.prepare(net, convolutional=False))
+    net_train = one_process_wrap(accel)(net, convolutional=False)
     data = {k: v.to(device) for k, v in synthetic_batch(
         vertices, batch, torch.Generator().manual_seed(0)).items()}
 
@@ -83,7 +83,7 @@ def build_meshnet(device: torch.device, fast_path: FastPath, *, model: dict, exp
     net = Pose2Mesh(initial_posenet(model, seed),
                     initial_meshnet(model, graph, faces, len(vertices), seed)).to(device)
     optimizer = make_optimizer(net.parameters(), experiment)
-    net_train = accel.compiled(accel.prepare(net, convolutional=False))
+    net_train = one_process_wrap(accel)(net, convolutional=False)
     data = {k: v.to(device) for k, v in synthetic_batch(
         vertices, batch, torch.Generator().manual_seed(0)).items()}
     targets = {k: data[k] for k in ("mesh", "joints", "valid")}

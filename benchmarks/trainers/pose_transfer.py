@@ -21,7 +21,7 @@ import functools
 import numpy as np
 import torch
 
-from benchmarks.trainers.common import Case, acceleration
+from benchmarks.trainers.common import Case, acceleration, one_process_wrap
 from shapepose.bodies.coarse import load_coarse_template
 from shapepose.bodies.template import load_template
 from shapepose.pose_transfer.metrics import bbox_centred
@@ -61,7 +61,7 @@ def build(device: torch.device, fast_path: FastPath, *, settings: dict, lr: floa
     net = initial_model(architecture(settings), seed).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     # the trainer's `wrap` in one process: 1x1 Conv1d only (nothing for channels-last), compile
-    net_train = accel.compiled(accel.prepare(net, convolutional=False))
+    net_train = one_process_wrap(accel)(net, convolutional=False)
     template = load_template() if real else load_coarse_template()
     data = synthetic_batch(template.vertices, template.faces, batch,
                            torch.Generator().manual_seed(0))

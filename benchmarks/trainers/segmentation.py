@@ -16,7 +16,7 @@ import functools
 
 import torch
 
-from benchmarks.trainers.common import Case, acceleration
+from benchmarks.trainers.common import Case, acceleration, one_process_wrap
 from shapepose.images.instances import CAR
 from shapepose.segmentation.model import build_demo_model
 from shapepose.segmentation.train import PRECISIONS, STAGE, train_step
@@ -56,7 +56,7 @@ def build(device: torch.device, fast_path: FastPath, *, training: dict, seed: in
     model = build_demo_model(training["arch"]).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=training["lr"], weight_decay=training["weight_decay"])
-    model_train = accel.compiled(accel.prepare(model, convolutional=True))
+    model_train = one_process_wrap(accel)(model, convolutional=True)
     images, targets = synthetic_photos(int(training["batch_size"]),
                                        torch.Generator().manual_seed(0))
     images = [image.to(device) for image in images]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.trainers.common import Case, acceleration
+from benchmarks.trainers.common import Case, acceleration, one_process_wrap
 from shapepose.shape_pose.losses import draw_point_subsets
 from shapepose.shape_pose.model import Architecture, build_model
 from shapepose.shape_pose.train import (PRECISIONS, loss_settings, make_optimizer, make_projector,
@@ -32,7 +32,7 @@ def cases(config: dict, size: str) -> list[Case]:
         net = build_model(arch, int(config["seed"])).to(device)
         optimizer = make_optimizer(net, float(training["lr"]), float(training["weight_decay"]))
         accel = acceleration(fast_path, device, PRECISIONS)
-        net_train = accel.compiled(accel.prepare(net, convolutional=True))
+        net_train = one_process_wrap(accel)(net, convolutional=True)
         generator = torch.Generator().manual_seed(0)
         S = arch.image_size
         sigma, keep = settings.sigma[1], settings.point_keep[1]

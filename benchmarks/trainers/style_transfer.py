@@ -18,7 +18,7 @@ import functools
 
 import torch
 
-from benchmarks.trainers.common import Case, acceleration
+from benchmarks.trainers.common import Case, acceleration, one_process_wrap
 from shapepose.config import section
 from shapepose.style.features import ResNetFeatures
 from shapepose.style.train import (PRECISIONS, STAGE, Architecture, CycleGAN, Experiment,
@@ -48,9 +48,7 @@ def build(device: torch.device, fast_path: FastPath, *, arch: Architecture, exp:
     accel = acceleration(fast_path, device, PRECISIONS)
     seed_everything(SEED, STAGE, "init")
     model = CycleGAN(arch, exp, pool_size, ResNetFeatures(None).to(device), device)
-    # the trainer's `wrap` in one process: channels-last and compile, no DDP
-    model.train_through(accel, lambda net, convolutional: accel.compiled(
-        accel.prepare(net, convolutional)))
+    model.train_through(accel, one_process_wrap(accel))
     generator = torch.Generator().manual_seed(SEED)
     x = ellipses(generator, batch, arch.image_size).to(device)
     y = ellipses(generator, batch, arch.image_size).to(device)
